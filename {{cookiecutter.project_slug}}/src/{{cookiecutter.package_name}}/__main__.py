@@ -1,0 +1,49 @@
+"""Command-line entry point: read settings, configure logging, serve until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+from .settings import Settings, SettingsError
+
+EXIT_BAD_SETTINGS = 2
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when the ``speedups`` extra is installed, else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def main() -> int:
+    """Run the service; SIGINT or SIGTERM stops it gracefully with exit status 0."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        print=lambda message: logging.getLogger(__name__).info("%s", message),
+        loop=new_event_loop(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

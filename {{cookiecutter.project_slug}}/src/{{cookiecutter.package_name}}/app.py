@@ -1,0 +1,42 @@
+"""The application factory: wires settings, the upstream client, routes and middlewares."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .clients import {{ cookiecutter.__upstream_class }}
+from .handlers import add_routes
+from .keys import SETTINGS, UPSTREAM
+from .middlewares import json_errors
+from .settings import Settings
+
+
+def create_app(
+    settings: Settings,
+    upstream: {{ cookiecutter.__upstream_class }} | None = None,
+) -> web.Application:
+    """Build the app. Pass ``upstream`` to use a ready client (tests pass a mock).
+
+    Without one, the app opens its own client at startup and closes it at cleanup.
+    """
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    if upstream is None:
+        app.cleanup_ctx.append(_upstream_client)
+    else:
+        app[UPSTREAM] = upstream
+    add_routes(app)
+    return app
+
+
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    async with {{ cookiecutter.__upstream_class }}.from_settings(app[SETTINGS]) as client:
+        app[UPSTREAM] = client
+        yield
+
+
+async def app_factory() -> web.Application:
+    """Entry point for gunicorn's ``aiohttp.GunicornWebWorker``: settings from the environment."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,199 @@
+"""The client for the upstream API: one shared session, explicit timeouts, typed errors.
+
+Callers get plain JSON data or one of the exceptions in ``errors``; nothing of aiohttp's
+client API leaks out of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from yarl import URL
+
+from ..errors import (
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from ..jsonlib import JSONValue, loads
+from ..settings import Settings
+
+# Statuses that say "try again later"; any other error status is final.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 2.0
+MAX_RETRY_AFTER_SECONDS = 5.0
+
+
+class _RetryableStatusError(Exception):
+    """A response worth another attempt; never leaves this module."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+
+
+# Connection failures and per-attempt timeouts are transient too.
+_RETRYABLE_ERRORS = (_RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError)
+
+
+class {{ cookiecutter.__upstream_class }}:
+    """Calls the upstream API at ``base_url`` through one shared ``ClientSession``.
+
+    Retries (tenacity: exponential backoff with full jitter, ``Retry-After`` honoured) cover
+    idempotent GETs only, and the whole call, retries included, fits in ``timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        timeout: float,
+        retries: int,
+        retry_backoff: float,
+        max_response_bytes: int,
+    ) -> None:
+        self._session = session
+        self._base_url = URL(base_url)
+        self._timeout = timeout
+        self._retries = retries
+        self._jitter = wait_random_exponential(multiplier=retry_backoff, max=MAX_BACKOFF_SECONDS)
+        self._max_response_bytes = max_response_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Open the shared session; call from a running event loop, close with ``close()``."""
+        connector = aiohttp.TCPConnector(
+            limit=settings.upstream_pool_size,
+            limit_per_host=settings.upstream_pool_size,
+            ttl_dns_cache=300,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=settings.upstream_timeout, connect=settings.upstream_connect_timeout
+            ),
+        )
+        return cls(
+            session,
+            settings.upstream_base_url,
+            timeout=settings.upstream_timeout,
+            retries=settings.upstream_retries,
+            retry_backoff=settings.upstream_retry_backoff,
+            max_response_bytes=settings.upstream_max_response_bytes,
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has run: no request can be made after it."""
+        return self._session.closed
+
+    async def close(self) -> None:
+        """Close the session and every pooled connection."""
+        await self._session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def get_item(self, item_id: str) -> JSONValue:
+        """Fetch ``GET {base_url}/items/{item_id}`` and return its JSON body.
+
+        Raises UpstreamNotFoundError, UpstreamUnavailableError or UpstreamTimeoutError.
+        """
+        return await self._get_json(self._base_url / "items" / item_id)
+
+    async def _get_json(self, url: URL) -> JSONValue:
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self._retries + 1),
+                    wait=self._wait,
+                    retry=retry_if_exception_type(_RETRYABLE_ERRORS),
+                    reraise=True,
+                ):
+                    with attempt:
+                        return await self._attempt(url)
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"no answer within {self._timeout:g}s") from None
+        except _RetryableStatusError as exc:
+            raise UpstreamUnavailableError(f"upstream answered {exc.status}") from None
+        except aiohttp.ClientConnectionError:
+            raise UpstreamUnavailableError("could not connect to the upstream") from None
+        raise AssertionError("unreachable: AsyncRetrying either returns or raises")
+
+    async def _attempt(self, url: URL) -> JSONValue:
+        async with self._session.get(url, headers={"Accept": "application/json"}) as response:
+            if response.status == 404:
+                raise UpstreamNotFoundError("not found upstream")
+            if response.status in RETRYABLE_STATUSES:
+                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                raise _RetryableStatusError(response.status, retry_after)
+            if response.status >= 300:
+                raise UpstreamUnavailableError(f"upstream answered {response.status}")
+            if not _is_json(response.content_type):
+                raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
+            body = await self._read_capped(response)
+        try:
+            return loads(body)
+        except ValueError:
+            raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """Read the body, refusing more than ``max_response_bytes`` however it is sent."""
+        limit = self._max_response_bytes
+        if response.content_length is not None:
+            if response.content_length > limit:
+                raise UpstreamUnavailableError("upstream response too large")
+            return await response.read()
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise UpstreamUnavailableError("upstream response too large")
+        return bytes(body)
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _RetryableStatusError) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+        return self._jitter(state)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,47 @@
+"""Request handlers: parse and validate, call the upstream client, shape the JSON answer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import validation
+from .batch import fetch_all
+from .jsonlib import loads
+from .keys import SETTINGS, UPSTREAM
+from .responses import json_response
+
+_HEALTHY = {"status": "ok"}
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: answers without touching the upstream."""
+    return json_response(_HEALTHY)
+
+
+async def get_item(request: web.Request) -> web.Response:
+    """One item from the upstream; upstream errors are mapped by the error middleware."""
+    item_id = validation.item_id(request.match_info["item_id"])
+    item = await request.app[UPSTREAM].get_item(item_id)
+    return json_response(item)
+
+
+async def get_items_batch(request: web.Request) -> web.Response:
+    """Many items at once, in input order, with per-item errors inline."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="expected Content-Type: application/json")
+    try:
+        body = loads(await request.read())
+    except ValueError:
+        raise validation.InvalidRequest("request body is not valid JSON") from None
+    item_ids = validation.batch_ids(body)
+    results = await fetch_all(
+        request.app[UPSTREAM].get_item, item_ids, request.app[SETTINGS].upstream_concurrency
+    )
+    return json_response({"results": results})
+
+
+def add_routes(app: web.Application) -> None:
+    """Every route of the service, in one place."""
+    app.router.add_get("/health", health, allow_head=True)
+    app.router.add_post("/api/items/batch", get_items_batch)
+    app.router.add_get("/api/items/{item_id}", get_item, allow_head=False)

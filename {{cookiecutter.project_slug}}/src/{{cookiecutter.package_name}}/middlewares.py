@@ -1,0 +1,31 @@
+"""Cross-cutting request handling: every error leaves as JSON, none as HTML or a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import UpstreamError
+from .responses import error_response
+
+logger = logging.getLogger(__name__)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn HTTP errors, upstream failures and bugs into ``{"error": ...}`` responses."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, exc.reason, headers=headers)
+    except UpstreamError as exc:
+        logger.warning("upstream call failed: %s %s -> %s", request.method, request.path, exc)
+        return error_response(exc.status, str(exc))
+    except Exception:
+        logger.exception("unhandled error: %s %s", request.method, request.path)
+        return error_response(500, "internal server error")

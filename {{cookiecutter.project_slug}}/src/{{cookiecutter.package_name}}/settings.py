@@ -1,0 +1,140 @@
+"""Configuration, read from the environment once at start and passed to whoever needs it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from yarl import URL
+
+DEFAULT_UPSTREAM_BASE_URL = {{ cookiecutter.upstream_base_url|quoted }}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of the service; the defaults are safe for production."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    access_log: bool = False
+    shutdown_timeout: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
+    upstream_timeout: float = 10.0
+    upstream_connect_timeout: float = 3.0
+    upstream_retries: int = 2
+    upstream_retry_backoff: float = 0.1
+    upstream_concurrency: int = 10
+    upstream_pool_size: int = 100
+    upstream_max_response_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment).
+
+        Raises SettingsError naming the variable when a value is invalid.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = field.name.upper()
+            raw = environ.get(name)
+            if raw is None:
+                continue
+            parse = _PARSERS[field.name]
+            try:
+                values[field.name] = parse(raw.strip())
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds greater than 0") from None
+    if not 0 < value < float("inf"):
+        raise ValueError("expected a number of seconds greater than 0")
+    return value
+
+
+def _backoff(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, 0 or more") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected a number of seconds, 0 or more")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _host(raw: str) -> str:
+    if not raw or any(char.isspace() for char in raw):
+        raise ValueError("expected a host name or IP address")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise ValueError("expected an http(s) URL") from None
+    if url.scheme not in {"http", "https"} or not url.host or url.query_string or url.fragment:
+        raise ValueError("expected an http(s) URL with a host and no query or fragment")
+    return raw.rstrip("/")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": _host,
+    "port": _integer(1, 65535),
+    "log_level": _log_level,
+    "access_log": _boolean,
+    "shutdown_timeout": _seconds,
+    "max_body_bytes": _integer(1, 1024**3),
+    "upstream_base_url": _http_url,
+    "upstream_timeout": _seconds,
+    "upstream_connect_timeout": _seconds,
+    "upstream_retries": _integer(0, 10),
+    "upstream_retry_backoff": _backoff,
+    "upstream_concurrency": _integer(1, 1000),
+    "upstream_pool_size": _integer(1, 10_000),
+    "upstream_max_response_bytes": _integer(1, 1024**3),
+}

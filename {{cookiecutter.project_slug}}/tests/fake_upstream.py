@@ -1,0 +1,60 @@
+"""A real HTTP server standing in for the upstream API, scripted per test.
+
+Faking the boundary with a server (not by mocking aiohttp) tests the client exactly as it
+runs in production: real sockets, real timeouts, real parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer. ``hang`` never answers until the server shuts down."""
+
+    status: int = 200
+    json: object = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+
+
+class FakeUpstream:
+    """Serves ``GET /items/{item_id}``; queued replies first, then ``default``."""
+
+    def __init__(self) -> None:
+        self.base_url = ""  # set once the server listens
+        self.default = Reply(json={"id": "default"})
+        self.requests: list[str] = []
+        self._queued: deque[Reply] = deque()
+        self._released = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_get("/items/{item_id}", self._handle)
+
+    def queue(self, *replies: Reply) -> None:
+        """Answer the next requests with ``replies``, in order."""
+        self._queued.extend(replies)
+
+    def release(self) -> None:
+        """Let hanging requests finish, so the server can shut down at once."""
+        self._released.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request.match_info["item_id"])
+        reply = self._queued.popleft() if self._queued else self.default
+        if reply.hang:
+            await self._released.wait()
+        if reply.body is not None:
+            return web.Response(
+                status=reply.status,
+                body=reply.body,
+                content_type=reply.content_type,
+                headers=reply.headers,
+            )
+        return web.json_response(reply.json, status=reply.status, headers=reply.headers)

@@ -1,0 +1,42 @@
+"""The app's lifecycle: one shared session opened at startup and closed at cleanup."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from {{ cookiecutter.package_name }}.__main__ import main
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.keys import UPSTREAM
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .fake_upstream import FakeUpstream, Reply
+
+
+async def test_app_opens_a_client_at_startup_and_closes_it_at_cleanup(
+    aiohttp_client: AiohttpClient, settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "1"}))
+    app = create_app(replace(settings, upstream_base_url=fake_upstream.base_url))
+    client = await aiohttp_client(app)
+
+    response = await client.get("/api/items/1")
+    assert response.status == 200
+    upstream = app[UPSTREAM]
+    assert not upstream.closed
+
+    await client.close()
+    assert upstream.closed
+
+
+def test_bad_setting_exits_2_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PORT", "abc")
+
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: PORT='abc' is invalid")
+    assert err.count("\n") == 1

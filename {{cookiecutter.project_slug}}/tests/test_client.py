@@ -1,0 +1,147 @@
+"""The real upstream client against a real (fake) upstream server, failures included."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+
+from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
+from {{ cookiecutter.package_name }}.errors import (
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .fake_upstream import FakeUpstream, Reply
+
+
+async def test_get_item_returns_the_upstream_json(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "42", "name": "answer"}))
+
+    item = await upstream_client.get_item("42")
+
+    assert item == {"id": "42", "name": "answer"}
+    assert fake_upstream.requests == ["42"]
+
+
+async def test_404_raises_not_found_without_retrying(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=404, json={"detail": "nope"}))
+
+    with pytest.raises(UpstreamNotFoundError):
+        await upstream_client.get_item("missing")
+    assert fake_upstream.requests == ["missing"]
+
+
+async def test_server_error_is_retried_then_succeeds(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=503), Reply(status=502), Reply(json={"id": "1"}))
+
+    assert await upstream_client.get_item("1") == {"id": "1"}
+    assert len(fake_upstream.requests) == 3
+
+
+async def test_server_error_after_all_retries_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=503)
+
+    with pytest.raises(UpstreamUnavailableError, match="503"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 3  # the first attempt and upstream_retries=2
+
+
+async def test_non_transient_server_error_is_not_retried(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=500)
+
+    with pytest.raises(UpstreamUnavailableError, match="500"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_retry_after_header_is_honoured(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=429, headers={"Retry-After": "0"}), Reply(json=[1, 2]))
+
+    assert await upstream_client.get_item("1") == [1, 2]
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_invalid_json_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b"{not json"))
+
+    with pytest.raises(UpstreamUnavailableError, match="invalid JSON"):
+        await upstream_client.get_item("1")
+
+
+async def test_non_json_content_type_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b"<html>proxy error</html>", content_type="text/html"))
+
+    with pytest.raises(UpstreamUnavailableError, match="content type"):
+        await upstream_client.get_item("1")
+
+
+async def test_oversized_body_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(json={"blob": "x" * 2048}))
+    small = replace(upstream_settings, upstream_max_response_bytes=1024)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(small) as api:
+        with pytest.raises(UpstreamUnavailableError, match="too large"):
+            await api.get_item("1")
+
+
+async def test_hanging_upstream_raises_timeout(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.default = Reply(hang=True)
+    impatient = replace(upstream_settings, upstream_timeout=0.2)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(impatient) as api:
+        with pytest.raises(UpstreamTimeoutError):
+            await api.get_item("1")
+
+
+async def test_connection_refused_raises_unavailable(settings: Settings) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nowhere = replace(settings, upstream_base_url=f"http://127.0.0.1:{port}")
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(nowhere) as api:
+        with pytest.raises(UpstreamUnavailableError, match="connect"):
+            await api.get_item("1")
+
+
+async def test_item_id_is_sent_as_one_path_segment(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    await upstream_client.get_item("a.b~c-d_e")
+
+    assert fake_upstream.requests == ["a.b~c-d_e"]

@@ -1,0 +1,170 @@
+"""The HTTP API with our own client mocked: every status mapping, every bad request."""
+
+from __future__ import annotations
+
+from unittest.mock import AsyncMock
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from {{ cookiecutter.package_name }}.errors import (
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def test_health_is_ok_without_calling_the_upstream(
+    client: Client,
+    upstream: AsyncMock,
+) -> None:
+    response = await client.get("/health")
+
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+    assert upstream.mock_calls == []
+
+
+async def test_get_item_returns_the_upstream_item(client: Client, upstream: AsyncMock) -> None:
+    upstream.get_item.return_value = {"id": "7", "name": "seven"}
+
+    response = await client.get("/api/items/7")
+
+    assert response.status == 200
+    assert await response.json() == {"id": "7", "name": "seven"}
+    upstream.get_item.assert_awaited_once_with("7")
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (UpstreamNotFoundError("not found upstream"), 404),
+        (UpstreamUnavailableError("upstream answered 503"), 502),
+        (UpstreamTimeoutError("no answer within 10s"), 504),
+    ],
+)
+async def test_upstream_errors_map_to_statuses(
+    client: Client, upstream: AsyncMock, error: UpstreamError, status: int
+) -> None:
+    upstream.get_item.side_effect = error
+
+    response = await client.get("/api/items/1")
+
+    assert response.status == status
+    assert await response.json() == {"error": str(error)}
+
+
+async def test_service_keeps_serving_after_an_upstream_failure(
+    client: Client, upstream: AsyncMock
+) -> None:
+    upstream.get_item.side_effect = [UpstreamUnavailableError("down"), {"id": "1"}]
+
+    assert (await client.get("/api/items/1")).status == 502
+    assert (await client.get("/api/items/1")).status == 200
+
+
+async def test_unexpected_bug_is_a_json_500_not_a_traceback(
+    client: Client, upstream: AsyncMock
+) -> None:
+    upstream.get_item.side_effect = RuntimeError("secret detail")
+
+    response = await client.get("/api/items/1")
+
+    assert response.status == 500
+    assert await response.json() == {"error": "internal server error"}
+
+
+@pytest.mark.parametrize(
+    "item_id",
+    ["..", ".hidden", "a..b", "%2e%2e", "a%2Fb", "x" * 129, "a%3Fq=1"],
+)
+async def test_unsafe_item_ids_are_rejected(
+    client: Client, upstream: AsyncMock, item_id: str
+) -> None:
+    response = await client.get(f"/api/items/{item_id}")
+
+    assert response.status in {400, 404}
+    assert "error" in await response.json()
+    upstream.get_item.assert_not_awaited()
+
+
+async def test_batch_returns_results_in_order_with_inline_errors(
+    client: Client, upstream: AsyncMock
+) -> None:
+    async def get_item(item_id: str) -> object:
+        if item_id == "2":
+            raise UpstreamNotFoundError("not found upstream")
+        return {"id": item_id}
+
+    upstream.get_item.side_effect = get_item
+
+    response = await client.post("/api/items/batch", json={"ids": ["1", "2", 3]})
+
+    assert response.status == 200
+    assert await response.json() == {
+        "results": [
+            {"id": "1", "item": {"id": "1"}},
+            {"id": "2", "error": "not found upstream", "status": 404},
+            {"id": "3", "item": {"id": "3"}},
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"ids": "1"}',
+        b'{"ids": []}',
+        b'{"ids": [true]}',
+        b'{"ids": [{"id": 1}]}',
+        b'{"ids": ["../etc"]}',
+        b'{"ids": [' + b",".join(b'"%d"' % i for i in range(101)) + b"]}",
+    ],
+)
+async def test_bad_batch_bodies_are_400(client: Client, upstream: AsyncMock, body: bytes) -> None:
+    response = await client.post(
+        "/api/items/batch", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status == 400
+    assert "error" in await response.json()
+    upstream.get_item.assert_not_awaited()
+
+
+async def test_batch_without_json_content_type_is_415(client: Client) -> None:
+    response = await client.post("/api/items/batch", data=b'{"ids": ["1"]}')
+
+    assert response.status == 415
+    assert "error" in await response.json()
+
+
+async def test_oversized_body_is_413(client: Client) -> None:
+    response = await client.post(
+        "/api/items/batch",
+        data=b" " * (64 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status == 413
+    assert "error" in await response.json()
+
+
+async def test_unknown_route_is_json_404(client: Client) -> None:
+    response = await client.get("/nowhere")
+
+    assert response.status == 404
+    assert await response.json() == {"error": "Not Found"}
+
+
+async def test_wrong_method_is_json_405_with_allow_header(client: Client) -> None:
+    response = await client.delete("/health")
+
+    assert response.status == 405
+    assert await response.json() == {"error": "Method Not Allowed"}
+    assert "GET" in response.headers["Allow"]

@@ -1,0 +1,64 @@
+"""Settings come from the environment once, and a bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from {{ cookiecutter.package_name }}.settings import (
+    DEFAULT_UPSTREAM_BASE_URL,
+    Settings,
+    SettingsError,
+)
+
+
+def test_defaults_apply_when_the_environment_is_empty() -> None:
+    settings = Settings.from_env({})
+
+    assert settings == Settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.upstream_base_url == DEFAULT_UPSTREAM_BASE_URL
+
+
+def test_values_are_read_and_converted() -> None:
+    settings = Settings.from_env(
+        {
+            "HOST": "0.0.0.0",
+            "PORT": "9000",
+            "UPSTREAM_BASE_URL": "http://127.0.0.1:1234/v1/",
+            "UPSTREAM_TIMEOUT": "2.5",
+            "UPSTREAM_RETRIES": "0",
+            "UPSTREAM_CONCURRENCY": "7",
+            "LOG_LEVEL": "debug",
+            "ACCESS_LOG": "yes",
+        }
+    )
+
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9000
+    assert settings.upstream_base_url == "http://127.0.0.1:1234/v1"
+    assert settings.upstream_timeout == 2.5
+    assert settings.upstream_retries == 0
+    assert settings.upstream_concurrency == 7
+    assert settings.log_level == "DEBUG"
+    assert settings.access_log is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("UPSTREAM_TIMEOUT", "0"),
+        ("UPSTREAM_TIMEOUT", "nan"),
+        ("UPSTREAM_RETRIES", "-1"),
+        ("UPSTREAM_CONCURRENCY", "0"),
+        ("UPSTREAM_BASE_URL", "ftp://example.com"),
+        ("UPSTREAM_BASE_URL", "https://example.com/?q=1"),
+        ("LOG_LEVEL", "LOUD"),
+        ("ACCESS_LOG", "maybe"),
+    ],
+)
+def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^{name}="):
+        Settings.from_env({name: value})
