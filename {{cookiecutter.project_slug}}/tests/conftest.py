@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from unittest.mock import AsyncMock, create_autospec
 
@@ -68,3 +69,13 @@ async def upstream_client(
     """The real client, talking to the fake upstream over loopback."""
     async with {{ cookiecutter.__upstream_class }}.from_settings(upstream_settings) as api:
         yield api
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a test's changes to the root logger, which pytest's own capture relies on."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

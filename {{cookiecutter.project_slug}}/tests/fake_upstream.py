@@ -23,6 +23,7 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    chunked: bool = False  # stream the body without a Content-Length
 
 
 class FakeUpstream:
@@ -32,8 +33,10 @@ class FakeUpstream:
         self.base_url = ""  # set once the server listens
         self.default = Reply(json={"id": "default"})
         self.requests: list[str] = []
+        self.request_ids: list[str | None] = []
         self._queued: deque[Reply] = deque()
         self._released = asyncio.Event()
+        self.arrived = asyncio.Event()  # set once any request has come in
         self.app = web.Application()
         self.app.router.add_get("/items/{item_id}", self._handle)
 
@@ -47,9 +50,13 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.match_info["item_id"])
+        self.request_ids.append(request.headers.get("X-Request-ID"))
+        self.arrived.set()
         reply = self._queued.popleft() if self._queued else self.default
         if reply.hang:
             await self._released.wait()
+        if reply.chunked:
+            return await self._stream(request, reply)
         if reply.body is not None:
             return web.Response(
                 status=reply.status,
@@ -58,3 +65,14 @@ class FakeUpstream:
                 headers=reply.headers,
             )
         return web.json_response(reply.json, status=reply.status, headers=reply.headers)
+
+    async def _stream(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_type = reply.content_type
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        body = reply.body or b""
+        for start in range(0, len(body), 1024):
+            await response.write(body[start : start + 1024])
+        await response.write_eof()
+        return response

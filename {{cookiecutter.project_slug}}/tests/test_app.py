@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from {{ cookiecutter.package_name }}.__main__ import main
@@ -40,3 +42,26 @@ def test_bad_setting_exits_2_with_one_line_naming_it(
     err = capsys.readouterr().err
     assert err.startswith("error: PORT='abc' is invalid")
     assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_main_serves_the_app_with_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: dict[str, object] = {}
+
+    def fake_run_app(app: web.Application, **options: object) -> None:
+        served.update(options, app=app)
+        loop = options["loop"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        loop.close()
+
+    monkeypatch.setattr(web, "run_app", fake_run_app)
+    monkeypatch.setenv("PORT", "9123")
+    monkeypatch.setenv("SHUTDOWN_TIMEOUT", "4")
+
+    assert main() == 0
+    assert served["port"] == 9123
+    assert served["host"] == "127.0.0.1"
+    assert served["shutdown_timeout"] == 4.0
+    assert isinstance(served["app"], web.Application)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import replace
 
 import pytest
 
+from {{ cookiecutter.package_name }} import request_ids
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
 from {{ cookiecutter.package_name }}.errors import (
+    UpstreamCircuitOpenError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
@@ -145,3 +148,109 @@ async def test_item_id_is_sent_as_one_path_segment(
     await upstream_client.get_item("a.b~c-d_e")
 
     assert fake_upstream.requests == ["a.b~c-d_e"]
+
+
+async def test_current_request_id_is_sent_upstream(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    token = request_ids.current.set("req-123")
+    try:
+        await upstream_client.get_item("1")
+    finally:
+        request_ids.current.reset(token)
+
+    assert fake_upstream.request_ids == ["req-123"]
+
+
+async def test_retry_after_beyond_the_time_budget_gives_up_at_once(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=503, headers={"Retry-After": "3600"})
+
+    with pytest.raises(UpstreamUnavailableError, match="503"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_open_circuit_fails_fast_without_calling_the_upstream(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.default = Reply(status=500)
+    guarded = replace(upstream_settings, circuit_breaker_threshold=2)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(guarded) as api:
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailableError):
+                await api.get_item("1")
+        with pytest.raises(UpstreamCircuitOpenError):
+            await api.get_item("1")
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_chunked_body_is_read_whole(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b'{"blob": "' + b"y" * 5000 + b'"}', chunked=True))
+
+    assert await upstream_client.get_item("1") == {"blob": "y" * 5000}
+
+
+async def test_chunked_body_over_the_cap_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(body=b'"' + b"z" * 8192 + b'"', chunked=True))
+    small = replace(upstream_settings, upstream_max_response_bytes=4096)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(small) as api:
+        with pytest.raises(UpstreamUnavailableError, match="too large"):
+            await api.get_item("1")
+
+
+async def test_retry_after_as_a_past_http_date_retries_at_once(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    fake_upstream.queue(Reply(status=503, headers={"Retry-After": past}), Reply(json={"ok": 1}))
+
+    assert await upstream_client.get_item("1") == {"ok": 1}
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_not_found_counts_as_a_healthy_upstream_for_the_circuit(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(status=500), Reply(status=404), Reply(status=500))
+    guarded = replace(upstream_settings, circuit_breaker_threshold=2)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(guarded) as api:
+        with pytest.raises(UpstreamUnavailableError):
+            await api.get_item("1")
+        with pytest.raises(UpstreamNotFoundError):
+            await api.get_item("2")
+        with pytest.raises(UpstreamUnavailableError):
+            await api.get_item("3")
+        assert await api.get_item("4") == {"id": "default"}
+
+
+async def test_a_cancelled_call_does_not_open_the_circuit(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(hang=True))
+    guarded = replace(upstream_settings, circuit_breaker_threshold=1)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(guarded) as api:
+        call = asyncio.create_task(api.get_item("1"))
+        await fake_upstream.arrived.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        assert await api.get_item("2") == {"id": "default"}

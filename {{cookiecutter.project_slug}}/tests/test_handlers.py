@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from {{ cookiecutter.package_name }}.errors import (
+    UpstreamCircuitOpenError,
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
@@ -168,3 +169,33 @@ async def test_wrong_method_is_json_405_with_allow_header(client: Client) -> Non
     assert response.status == 405
     assert await response.json() == {"error": "Method Not Allowed"}
     assert "GET" in response.headers["Allow"]
+
+
+async def test_a_valid_caller_request_id_is_echoed(client: Client) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "caller-42"})
+
+    assert response.headers["X-Request-ID"] == "caller-42"
+
+
+@pytest.mark.parametrize("bad_id", ["", "x" * 65, "has space", "new\\nline", "<script>"])
+async def test_an_unsafe_request_id_is_replaced(client: Client, bad_id: str) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": bad_id})
+
+    assert response.headers["X-Request-ID"] != bad_id
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+async def test_every_response_gets_a_fresh_id_when_the_caller_sends_none(client: Client) -> None:
+    first = await client.get("/health")
+    second = await client.get("/nowhere")
+
+    assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+
+
+async def test_open_circuit_is_503(client: Client, upstream: AsyncMock) -> None:
+    upstream.get_item.side_effect = UpstreamCircuitOpenError("upstream is failing")
+
+    response = await client.get("/api/items/1")
+
+    assert response.status == 503
+    assert await response.json() == {"error": "upstream is failing"}

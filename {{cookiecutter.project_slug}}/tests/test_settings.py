@@ -57,6 +57,14 @@ def test_values_are_read_and_converted() -> None:
         ("UPSTREAM_BASE_URL", "https://example.com/?q=1"),
         ("LOG_LEVEL", "LOUD"),
         ("ACCESS_LOG", "maybe"),
+        ("LOG_FORMAT", "xml"),
+        ("HOST", "bad host"),
+        ("UPSTREAM_TIMEOUT", "soon"),
+        ("UPSTREAM_RETRY_BACKOFF", "-0.5"),
+        ("UPSTREAM_RETRY_BACKOFF", "fast"),
+        ("UPSTREAM_BASE_URL", "http://[::1"),
+        ("UPSTREAM_BASE_URL", "https://user:secret@example.com"),
+        ("CIRCUIT_BREAKER_THRESHOLD", "-1"),
     ],
 )
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:

@@ -9,9 +9,11 @@ import sys
 from aiohttp import web
 
 from .app import create_app
+from .logs import configure_logging
 from .settings import Settings, SettingsError
 
 EXIT_BAD_SETTINGS = 2
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-ID}o"'
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -30,15 +32,14 @@ def main() -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        access_log_format=ACCESS_LOG_FORMAT,
         print=lambda message: logging.getLogger(__name__).info("%s", message),
         loop=new_event_loop(),
     )

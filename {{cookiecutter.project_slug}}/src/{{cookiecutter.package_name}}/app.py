@@ -9,7 +9,7 @@ from aiohttp import web
 from .clients import {{ cookiecutter.__upstream_class }}
 from .handlers import add_routes
 from .keys import SETTINGS, UPSTREAM
-from .middlewares import json_errors
+from .middlewares import json_errors, request_id
 from .settings import Settings
 
 
@@ -21,7 +21,10 @@ def create_app(
 
     Without one, the app opens its own client at startup and closes it at cleanup.
     """
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_id, json_errors],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     if upstream is None:
         app.cleanup_ctx.append(_upstream_client)

@@ -28,3 +28,9 @@ class UpstreamTimeoutError(UpstreamError):
     """The upstream API did not answer within the time budget."""
 
     status = 504
+
+
+class UpstreamCircuitOpenError(UpstreamError):
+    """Recent calls failed, so this one was not even tried (see circuit_breaker.py)."""
+
+    status = 503

@@ -7,10 +7,24 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from . import request_ids
 from .errors import UpstreamError
 from .responses import error_response
 
 logger = logging.getLogger(__name__)
+
+
+@web.middleware
+async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id (the caller's, if valid), log with it and echo it back."""
+    rid = request_ids.accept_or_generate(request.headers.get(request_ids.HEADER))
+    token = request_ids.current.set(rid)
+    try:
+        response = await handler(request)
+    finally:
+        request_ids.current.reset(token)
+    response.headers[request_ids.HEADER] = rid
+    return response
 
 
 @web.middleware
@@ -24,8 +38,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, exc.reason, headers=headers)
     except UpstreamError as exc:
-        logger.warning("upstream call failed: %s %s -> %s", request.method, request.path, exc)
+        logger.warning("upstream call failed: %s %r -> %s", request.method, request.path, exc)
         return error_response(exc.status, str(exc))
     except Exception:
-        logger.exception("unhandled error: %s %s", request.method, request.path)
+        logger.exception("unhandled error: %s %r", request.method, request.path)
         return error_response(500, "internal server error")

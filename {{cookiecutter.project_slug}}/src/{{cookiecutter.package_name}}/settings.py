@@ -24,6 +24,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    log_format: str = "auto"
     access_log: bool = False
     shutdown_timeout: float = 10.0
     max_body_bytes: int = 64 * 1024
@@ -35,6 +36,8 @@ class Settings:
     upstream_concurrency: int = 10
     upstream_pool_size: int = 100
     upstream_max_response_bytes: int = 1024 * 1024
+    circuit_breaker_threshold: int = 0
+    circuit_breaker_cooldown: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +109,13 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _log_format(raw: str) -> str:
+    log_format = raw.lower()
+    if log_format not in {"auto", "text", "json"}:
+        raise ValueError("expected auto, text or json")
+    return log_format
+
+
 def _host(raw: str) -> str:
     if not raw or any(char.isspace() for char in raw):
         raise ValueError("expected a host name or IP address")
@@ -119,6 +129,8 @@ def _http_url(raw: str) -> str:
         raise ValueError("expected an http(s) URL") from None
     if url.scheme not in {"http", "https"} or not url.host or url.query_string or url.fragment:
         raise ValueError("expected an http(s) URL with a host and no query or fragment")
+    if url.user is not None or url.password is not None:
+        raise ValueError("credentials do not belong in the URL (they would reach the logs)")
     return raw.rstrip("/")
 
 
@@ -126,6 +138,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": _host,
     "port": _integer(1, 65535),
     "log_level": _log_level,
+    "log_format": _log_format,
     "access_log": _boolean,
     "shutdown_timeout": _seconds,
     "max_body_bytes": _integer(1, 1024**3),
@@ -137,4 +150,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "upstream_concurrency": _integer(1, 1000),
     "upstream_pool_size": _integer(1, 10_000),
     "upstream_max_response_bytes": _integer(1, 1024**3),
+    "circuit_breaker_threshold": _integer(0, 1000),
+    "circuit_breaker_cooldown": _seconds,
 }

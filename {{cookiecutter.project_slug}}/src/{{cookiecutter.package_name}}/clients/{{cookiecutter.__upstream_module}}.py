@@ -18,10 +18,13 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_before_delay,
     wait_random_exponential,
 )
 from yarl import URL
 
+from .. import request_ids
+from ..circuit_breaker import CircuitBreaker
 from ..errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
@@ -65,6 +68,7 @@ class {{ cookiecutter.__upstream_class }}:
         retries: int,
         retry_backoff: float,
         max_response_bytes: int,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> None:
         self._session = session
         self._base_url = URL(base_url)
@@ -72,6 +76,7 @@ class {{ cookiecutter.__upstream_class }}:
         self._retries = retries
         self._jitter = wait_random_exponential(multiplier=retry_backoff, max=MAX_BACKOFF_SECONDS)
         self._max_response_bytes = max_response_bytes
+        self._breaker = circuit_breaker
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -81,6 +86,11 @@ class {{ cookiecutter.__upstream_class }}:
             limit_per_host=settings.upstream_pool_size,
             ttl_dns_cache=300,
         )
+        breaker = None
+        if settings.circuit_breaker_threshold > 0:
+            breaker = CircuitBreaker(
+                settings.circuit_breaker_threshold, settings.circuit_breaker_cooldown
+            )
         session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
@@ -94,6 +104,7 @@ class {{ cookiecutter.__upstream_class }}:
             retries=settings.upstream_retries,
             retry_backoff=settings.upstream_retry_backoff,
             max_response_bytes=settings.upstream_max_response_bytes,
+            circuit_breaker=breaker,
         )
 
     @property
@@ -119,15 +130,34 @@ class {{ cookiecutter.__upstream_class }}:
     async def get_item(self, item_id: str) -> JSONValue:
         """Fetch ``GET {base_url}/items/{item_id}`` and return its JSON body.
 
-        Raises UpstreamNotFoundError, UpstreamUnavailableError or UpstreamTimeoutError.
+        Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
+        UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
-        return await self._get_json(self._base_url / "items" / item_id)
+        url = self._base_url / "items" / item_id
+        breaker = self._breaker
+        if breaker is None:
+            return await self._get_json(url)
+        breaker.before_call()
+        try:
+            item = await self._get_json(url)
+        except (UpstreamUnavailableError, UpstreamTimeoutError):
+            breaker.record_failure()
+            raise
+        except UpstreamNotFoundError:
+            breaker.record_success()  # the upstream answered properly
+            raise
+        except BaseException:
+            breaker.release_probe()  # cancelled: no verdict on the upstream
+            raise
+        breaker.record_success()
+        return item
 
     async def _get_json(self, url: URL) -> JSONValue:
         try:
             async with asyncio.timeout(self._timeout):
                 async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self._retries + 1),
+                    # Give up early rather than sleep past the time budget.
+                    stop=stop_after_attempt(self._retries + 1) | stop_before_delay(self._timeout),
                     wait=self._wait,
                     retry=retry_if_exception_type(_RETRYABLE_ERRORS),
                     reraise=True,
@@ -143,7 +173,8 @@ class {{ cookiecutter.__upstream_class }}:
         raise AssertionError("unreachable: AsyncRetrying either returns or raises")
 
     async def _attempt(self, url: URL) -> JSONValue:
-        async with self._session.get(url, headers={"Accept": "application/json"}) as response:
+        headers = {"Accept": "application/json", request_ids.HEADER: request_ids.current.get()}
+        async with self._session.get(url, headers=headers) as response:
             if response.status == 404:
                 raise UpstreamNotFoundError("not found upstream")
             if response.status in RETRYABLE_STATUSES:

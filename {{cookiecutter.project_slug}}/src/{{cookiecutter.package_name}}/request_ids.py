@@ -1,0 +1,25 @@
+"""Request ids: one per inbound request, echoed to the caller, sent upstream and logged.
+
+The id lives in a context variable so the client and every log line of the request can read
+it without it being threaded through each call.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+HEADER = "X-Request-ID"
+MAX_LENGTH = 64
+# Printable and header-safe: an id from a caller can never forge a log line or a header.
+_ACCEPTED = re.compile("[A-Za-z0-9._:-]+")
+
+current: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+def accept_or_generate(candidate: str | None) -> str:
+    """The caller's id if it is safe to reuse, else a fresh random one."""
+    if candidate and len(candidate) <= MAX_LENGTH and _ACCEPTED.fullmatch(candidate):
+        return candidate
+    return uuid.uuid4().hex

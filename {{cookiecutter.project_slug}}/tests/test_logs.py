@@ -1,0 +1,79 @@
+"""Log records carry the request id; the JSON format is one parseable object per line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from {{ cookiecutter.package_name }} import request_ids
+from {{ cookiecutter.package_name }}.logs import JsonFormatter, RequestIdFilter, configure_logging
+
+
+def make_record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("svc", logging.WARNING, __file__, 1, message, None, None)
+
+
+def test_records_are_stamped_with_the_current_request_id() -> None:
+    record = make_record("hello")
+    token = request_ids.current.set("abc-1")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_ids.current.reset(token)
+
+    assert getattr(record, "request_id", None) == "abc-1"
+
+
+def test_outside_a_request_the_id_is_a_dash() -> None:
+    record = make_record("hello")
+
+    RequestIdFilter().filter(record)
+
+    assert getattr(record, "request_id", None) == "-"
+
+
+def test_json_lines_hold_level_message_and_request_id() -> None:
+    record = make_record('quote " and \\ newline \n end')
+    record.request_id = "abc-1"
+
+    line = JsonFormatter().format(record)
+
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING"
+    assert entry["message"] == 'quote " and \\ newline \n end'
+    assert entry["request_id"] == "abc-1"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_json_format_writes_one_object_per_line_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "json")
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("svc").exception("failed")
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["message"] == "failed"
+    assert "ValueError: boom" in entry["exception"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_text_format_is_readable_and_respects_the_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("WARNING", "text")
+
+    logging.getLogger("svc").info("hidden")
+    logging.getLogger("svc").warning("shown")
+
+    err = capsys.readouterr().err
+    assert "hidden" not in err
+    assert "WARNING svc [-] shown" in err
