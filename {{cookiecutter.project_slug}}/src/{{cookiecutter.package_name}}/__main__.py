@@ -40,7 +40,7 @@ def main() -> int:
         shutdown_timeout=settings.shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         access_log_format=ACCESS_LOG_FORMAT,
-        print=lambda message: logging.getLogger(__name__).info("%s", message),
+        print=lambda message: logging.getLogger(__package__).info("%s", message),
         loop=new_event_loop(),
     )
     return 0
