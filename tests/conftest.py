@@ -1,0 +1,186 @@
+"""Fixtures for baking the template, installing a baked project and running its tools.
+
+Every bake goes to a pytest tmp dir with its own cookiecutter config (no replay files in
+the home folder). Installs use uv with its default, shared cache: after the first project
+the dependencies come from the cache, so one install costs about a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uv
+from cookiecutter.main import cookiecutter
+
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+# What the generated README tells people to install.
+INSTALL_TARGET = ".[dev,speedups]"
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment minus what would leak our pytest run or venv into a child's."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYTEST_") and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
+    }
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    cwd: Path,
+    *,
+    timeout: float = 300,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; with ``check``, a non-zero exit fails the test showing all output."""
+    result = subprocess.run(
+        [os.fspath(arg) for arg in args],
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean_environment(), **(env or {})},
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"`{' '.join(map(str, args))}` in {cwd} exited {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+        )
+    return result
+
+
+@functools.cache
+def interpreter_version(executable: str) -> tuple[int, int] | None:
+    """(major, minor) of a Python executable, or None when it does not run (e.g. a pyenv shim)."""
+    try:
+        result = subprocess.run(
+            [executable, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    major, minor = result.stdout.split()
+    return int(major), int(minor)
+
+
+def python_at_least(minimum: str) -> str | None:
+    """This interpreter if it is new enough, else the oldest one on this machine that is."""
+    wanted = tuple(int(part) for part in minimum.split("."))
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [
+        sys.executable,
+        *filter(None, (shutil.which(f"python3.{minor}") for minor in range(11, 20))),
+        *sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.*", "bin", "python3"))),
+    ]
+    versions = {path: interpreter_version(path) for path in candidates}
+    new_enough = [path for path in candidates if (versions[path] or (0, 0)) >= wanted]
+    if sys.executable in new_enough:
+        return sys.executable
+    return min(new_enough, key=lambda path: versions[path] or (0, 0), default=None)
+
+
+@pytest.fixture(scope="session")
+def cookiecutter_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cookiecutter config that keeps replay files and clones inside the tmp dir."""
+    home = tmp_path_factory.mktemp("cookiecutter-home")
+    config = home / "config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {home / 'cookiecutters'}\nreplay_dir: {home / 'replay'}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+Bake = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Bake:
+    """bake(**answers) -> the generated project's folder, in a fresh tmp dir."""
+
+    def bake(**answers: Any) -> Path:
+        output_dir = tmp_path_factory.mktemp("baked")
+        project = cookiecutter(
+            str(TEMPLATE_ROOT),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(output_dir),
+            config_file=str(cookiecutter_config),
+        )
+        return Path(project)
+
+    return bake
+
+
+Install = Callable[[Path, str], Path]
+
+
+@pytest.fixture(scope="session")
+def install() -> Install:
+    """install(project, minimum_python) -> the python of the project's new ``.venv``.
+
+    Skips when this machine has no Python new enough for the project's ``requires-python``.
+    Tries uv's cache alone first (fast, works offline), then the package index.
+    """
+
+    def install(project: Path, minimum_python: str) -> Path:
+        interpreter = python_at_least(minimum_python)
+        if interpreter is None:
+            pytest.skip(f"no Python >= {minimum_python} on this machine")
+        uv_bin = uv.find_uv_bin()
+        run([uv_bin, "venv", "--quiet", "--python", interpreter, ".venv"], project)
+        python = project / ".venv" / "bin" / "python"
+        command = [uv_bin, "pip", "install", "--quiet", "--python", python, "-e", INSTALL_TARGET]
+        if run([*command, "--offline"], project, check=False).returncode != 0:
+            run(command, project)
+        return python
+
+    return install
+
+
+@pytest.fixture(scope="session")
+def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """cookiecutter_cli(output_dir, *args, stdin=None) runs ``python -m cookiecutter`` as a user would."""
+
+    def cookiecutter_cli(
+        output_dir: Path, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run(
+            [
+                sys.executable,
+                "-m",
+                "cookiecutter",
+                TEMPLATE_ROOT,
+                "--output-dir",
+                output_dir,
+                "--config-file",
+                cookiecutter_config,
+                *args,
+            ],
+            output_dir,
+            check=False,
+            stdin=stdin,
+            timeout=120,
+        )
+
+    return cookiecutter_cli

@@ -1,0 +1,211 @@
+"""Every combination in matrix.py bakes a project that is complete, clean and passes its own checks.
+
+One bake and one install per combination serve all of its tests (module-scoped fixtures);
+the xdist_group mark keeps a combination's tests on one worker under ``--dist loadgroup``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Bake, Install, run
+from matrix import COMBINATIONS, OPTIONS, combination_id
+from slugify import slugify
+
+PYTHON_VERSIONS = OPTIONS["python_version"]
+# `${{ … }}` is a GitHub Actions expression, meant to be in the output.
+LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter", re.IGNORECASE)
+TOOL_OUTPUT = {".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+LICENSE_MARKERS = {
+    "MIT": "Permission is hereby granted, free of charge",
+    "Apache-2.0": "Apache License",
+    "BSD-3-Clause": "Redistribution and use in source and binary forms",
+}
+
+
+@dataclass(frozen=True)
+class Baked:
+    answers: dict[str, Any]
+    path: Path
+    files: frozenset[str]  # relative paths right after baking, before any tool ran
+
+    @property
+    def package(self) -> str:
+        return self.path.name.replace("-", "_")
+
+    @property
+    def upstream_module(self) -> str:
+        return slugify(self.answers.get("upstream_name", "Example API"), separator="_")
+
+    @property
+    def newer_pythons(self) -> list[str]:
+        return PYTHON_VERSIONS[PYTHON_VERSIONS.index(self.answers["python_version"]) :]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(answers, id=combination_id(answers), marks=pytest.mark.xdist_group(combination_id(answers)))
+        for answers in COMBINATIONS
+    ],
+)
+def baked(request: pytest.FixtureRequest, bake: Bake) -> Baked:
+    answers: dict[str, Any] = request.param
+    path = bake(**answers)
+    files = frozenset(
+        str(file.relative_to(path)) for file in path.rglob("*") if file.is_file() or file.is_dir()
+    )
+    return Baked(answers, path, files)
+
+
+@pytest.fixture(scope="module")
+def venv_python(baked: Baked, install: Install) -> Path:
+    return install(baked.path, baked.answers["python_version"])
+
+
+def generated_files(baked: Baked) -> list[Path]:
+    return sorted(baked.path / name for name in baked.files if (baked.path / name).is_file())
+
+
+def test_matrix_is_pairwise() -> None:
+    for first, second in itertools.combinations(OPTIONS, 2):
+        seen = {(answers[first], answers[second]) for answers in COMBINATIONS}
+        wanted = set(itertools.product(OPTIONS[first], OPTIONS[second]))
+        assert seen == wanted, f"pairs of {first} x {second} missing: {wanted - seen}"
+
+
+def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
+    answers = baked.answers
+    package = f"src/{baked.package}"
+    always = {
+        ".gitignore",
+        "README.md",
+        "pyproject.toml",
+        "pytest.ini",
+        f"{package}/__init__.py",
+        f"{package}/__main__.py",
+        f"{package}/app.py",
+        f"{package}/settings.py",
+        f"{package}/handlers.py",
+        f"{package}/middlewares.py",
+        f"{package}/errors.py",
+        f"{package}/clients/{baked.upstream_module}.py",
+        "tests/conftest.py",
+    }
+    optional = {
+        "LICENSE": answers["license"] != "Proprietary",
+        "Dockerfile": answers["use_docker"],
+        ".dockerignore": answers["use_docker"],
+        ".pre-commit-config.yaml": answers["use_pre_commit"],
+        ".github": answers["ci_provider"] == "github",
+        ".github/workflows/ci.yml": answers["ci_provider"] == "github",
+        ".gitlab-ci.yml": answers["ci_provider"] == "gitlab",
+    }
+    assert always <= baked.files, f"missing: {sorted(always - baked.files)}"
+    present = {name: name in baked.files for name in optional}
+    assert present == optional
+
+
+def test_no_empty_folders(baked: Baked) -> None:
+    empty = [name for name in baked.files if (baked.path / name).is_dir() and not any((baked.path / name).iterdir())]
+    assert empty == []
+
+
+def test_no_template_syntax_left(baked: Baked) -> None:
+    leftovers = []
+    for file in generated_files(baked):
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if LEFTOVER_TEMPLATE_SYNTAX.search(line):
+                leftovers.append(f"{file.relative_to(baked.path)}:{number}: {line.strip()}")
+    assert leftovers == []
+
+
+def test_every_toml_and_yaml_file_parses(baked: Baked) -> None:
+    parsed = 0
+    for file in generated_files(baked):
+        if file.suffix == ".toml":
+            tomllib.loads(file.read_text(encoding="utf-8"))
+            parsed += 1
+        elif file.suffix in {".yml", ".yaml"}:
+            list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+            parsed += 1
+    assert parsed >= 1
+
+
+def test_ci_config_matches_its_schema(baked: Baked) -> None:
+    provider = baked.answers["ci_provider"]
+    if provider == "none":
+        pytest.skip("no CI config chosen")
+    schema, file = {
+        "github": ("vendor.github-workflows", ".github/workflows/ci.yml"),
+        "gitlab": ("vendor.gitlab-ci", ".gitlab-ci.yml"),
+    }[provider]
+    run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, file], baked.path)
+
+
+def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
+    provider = baked.answers["ci_provider"]
+    if provider == "github":
+        workflow = yaml.safe_load((baked.path / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+        versions = workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+    elif provider == "gitlab":
+        config = yaml.safe_load((baked.path / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+        versions = config["test"]["parallel"]["matrix"][0]["PYTHON_VERSION"]
+    else:
+        pytest.skip("no CI config chosen")
+    assert versions == baked.newer_pythons
+
+
+def test_pyproject_follows_the_python_and_license_answers(baked: Baked) -> None:
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))
+    python_version = baked.answers["python_version"]
+    license_answer = baked.answers["license"]
+    assert pyproject["project"]["requires-python"] == f">={python_version}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + python_version.replace(".", "")
+    assert pyproject["tool"]["mypy"]["python_version"] == python_version
+    expected_license = "LicenseRef-Proprietary" if license_answer == "Proprietary" else license_answer
+    assert pyproject["project"]["license"] == expected_license
+
+
+def test_license_file_has_the_chosen_text(baked: Baked) -> None:
+    license_answer = baked.answers["license"]
+    if license_answer == "Proprietary":
+        pytest.skip("no license file for Proprietary")
+    text = (baked.path / "LICENSE").read_text(encoding="utf-8")
+    assert LICENSE_MARKERS[license_answer] in text
+    assert all(marker not in text for other, marker in LICENSE_MARKERS.items() if other != license_answer)
+
+
+def test_dockerfile_uses_the_minimum_python(baked: Baked) -> None:
+    if not baked.answers["use_docker"]:
+        pytest.skip("no Dockerfile chosen")
+    dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
+    assert f"PYTHON_VERSION={baked.answers['python_version']}" in dockerfile
+
+
+@pytest.mark.slow
+def test_ruff_check_passes(baked: Baked, venv_python: Path) -> None:
+    run([venv_python, "-m", "ruff", "check", "--no-cache", "."], baked.path)
+
+
+@pytest.mark.slow
+def test_ruff_format_check_passes(baked: Baked, venv_python: Path) -> None:
+    run([venv_python, "-m", "ruff", "format", "--no-cache", "--check", "."], baked.path)
+
+
+@pytest.mark.slow
+def test_mypy_strict_passes(baked: Baked, venv_python: Path) -> None:
+    run([venv_python, "-m", "mypy"], baked.path)
+
+
+@pytest.mark.slow
+def test_own_test_suite_passes(baked: Baked, venv_python: Path) -> None:
+    run([venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked.path)
