@@ -1,0 +1,200 @@
+"""The hooks judge answers: bad ones stop generation cleanly, odd but valid ones survive intact."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Bake, Install, run
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+Cli = Callable[..., Any]
+
+# (variable named in the message, the answers given); each row must fail on that variable alone.
+BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
+    ("project_slug", {"project_slug": "My Service", "package_name": "my_service"}),
+    ("project_slug", {"project_slug": "service-"}),
+    ("project_slug", {"project_slug": "double--dash"}),
+    ("package_name", {"package_name": "json"}),
+    ("package_name", {"package_name": "asyncio"}),
+    ("package_name", {"package_name": "aiohttp"}),
+    ("package_name", {"package_name": "test"}),
+    ("package_name", {"package_name": "tenacity"}),
+    ("package_name", {"package_name": "class"}),
+    ("package_name", {"package_name": "2fast"}),
+    ("package_name", {"package_name": "My-Package"}),
+    ("upstream_name", {"upstream_name": "class"}),
+    ("upstream_name", {"upstream_name": "42 API"}),
+    ("author_email", {"author_email": "nobody"}),
+    ("author_email", {"author_email": "me@localhost"}),
+    ("upstream_base_url", {"upstream_base_url": "api.example.com"}),
+    ("upstream_base_url", {"upstream_base_url": "ftp://api.example.com"}),
+    ("upstream_base_url", {"upstream_base_url": "https://"}),
+    ("upstream_base_url", {"upstream_base_url": "https://api.example.com/?key=1"}),
+    ("upstream_base_url", {"upstream_base_url": "https://api.example.com/#top"}),
+    ("upstream_base_url", {"upstream_base_url": "https://user:secret@api.example.com"}),
+    ("upstream_base_url", {"upstream_base_url": "https://api.example.com:port"}),
+    ("version", {"version": "v1"}),
+    ("version", {"version": "1.0-beta"}),
+    ("copyright_year", {"copyright_year": "26"}),
+    ("description", {"description": "two\nlines"}),
+    ("description", {"description": "a\ttab"}),
+    ("author_name", {"author_name": "bell\x07"}),
+    # The answer is rendered once by cookiecutter; what is left must not be template syntax.
+    ("description", {"description": "{% raw %}{{ leftover }}{% endraw %}"}),
+]
+
+GOOD_ANSWERS: list[dict[str, str]] = [
+    {"upstream_base_url": "http://127.0.0.1:8080/"},
+    {"upstream_base_url": "https://api.example.com/v2"},
+    {"version": "1.0.0rc1"},
+    {"version": "2.0.dev3"},
+    {"package_name": "my_pkg", "project_slug": "x1-service"},
+    {"upstream_name": "Ünïcødé Weather"},
+]
+
+# Quotes, backslashes and non-ASCII in every free-text answer.
+ODD_ANSWERS = {
+    "project_name": 'Zoë\'s "Quoted" Service',
+    "description": "He said \"hi\" \\ and 'bye' — ünïcødé",
+    "author_name": 'Ann O\'Brien "The \\ Quoter"',
+    "upstream_name": "Météo-France v2",
+}
+
+# Every prompt answered, in cookiecutter.json's order; choices are given by number.
+PROMPTED = [
+    ("project_name", "Prompted Relay"),
+    ("project_slug", "prompted-relay"),
+    ("package_name", "prompted_relay"),
+    ("description", 'Answers "typed" at the prompt \\ ok'),
+    ("author_name", "Pat Prompt"),
+    ("author_email", "pat@example.org"),
+    ("version", "0.2.0"),
+    ("upstream_name", "Acme Catalog"),
+    ("upstream_base_url", "http://127.0.0.1:9000/v1/"),
+    ("python_version", "2"),
+    ("ci_provider", "2"),
+    ("use_docker", "n"),
+    ("use_pre_commit", "n"),
+    ("license", "3"),
+    ("copyright_year", "2031"),
+]
+PROMPTED_AS_VALUES = {
+    "python_version": "3.12",
+    "ci_provider": "gitlab",
+    "use_docker": "no",
+    "use_pre_commit": "no",
+    "license": "BSD-3-Clause",
+}
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under root with its bytes (None for a folder)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes() if path.is_file() else None
+        for path in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "answers"), BAD_ANSWERS, ids=[f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS]
+)
+def test_bad_answer_is_rejected_with_one_line_and_nothing_written(
+    variable: str, answers: dict[str, str], cookiecutter_cli: Cli, tmp_path: Path
+) -> None:
+    result = cookiecutter_cli(tmp_path, "--no-input", *(f"{key}={value}" for key, value in answers.items()))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"ERROR: {variable}="), errors[0]
+    assert " is invalid: expected " in errors[0]
+    assert result.stderr.startswith(errors[0]), "the hook's message must come first"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_bad_answer_gets_its_own_line(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+    result = cookiecutter_cli(
+        tmp_path, "--no-input", "package_name=json", "author_email=nobody", "version=v1"
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [
+        f"ERROR: {name}={value!r} is invalid: expected " + errors[index].split(": expected ", 1)[1]
+        for index, (name, value) in enumerate(
+            [("package_name", "json"), ("author_email", "nobody"), ("version", "v1")]
+        )
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_package_name_message_says_what_is_accepted(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+    result = cookiecutter_cli(tmp_path, "--no-input", "package_name=json")
+    assert "ERROR: package_name='json' is invalid: expected a lowercase Python identifier" in result.stderr
+    assert "standard-library" in result.stderr
+
+
+@pytest.mark.parametrize("answers", GOOD_ANSWERS, ids=lambda answers: ",".join(answers.values()))
+def test_unusual_but_valid_answer_is_accepted(answers: dict[str, str], bake: Bake) -> None:
+    assert (bake(**answers) / "pyproject.toml").is_file()
+
+
+def test_odd_characters_survive_exactly_in_toml_and_yaml(bake: Bake) -> None:
+    project = bake(**ODD_ANSWERS, ci_provider="github")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == ODD_ANSWERS["description"]
+    assert pyproject["project"]["authors"] == [{"name": ODD_ANSWERS["author_name"], "email": "you@example.com"}]
+    for file in [*project.rglob("*.yml"), *project.rglob("*.yaml")]:
+        yaml.safe_load(file.read_text(encoding="utf-8"))
+    assert ODD_ANSWERS["author_name"] in (project / "LICENSE").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_odd_characters_still_give_a_project_that_passes_its_checks(bake: Bake, install: Install) -> None:
+    project = bake(**ODD_ANSWERS)
+    python = install(project, "3.11")
+    run([python, "-m", "ruff", "check", "--no-cache", "."], project)
+    run([python, "-m", "mypy"], project)
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+printable_line = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=40
+)
+
+
+@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(description=printable_line, author_name=printable_line)
+def test_any_printable_text_round_trips_through_pyproject(bake: Bake, description: str, author_name: str) -> None:
+    for text in (description, author_name):
+        # cookiecutter renders each answer as a template before the hooks see it.
+        assume(text.isprintable() and text.strip() == text and not any(m in text for m in ("{", "}")))
+    project = bake(description=description, author_name=author_name)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == description
+    assert pyproject["project"]["authors"][0]["name"] == author_name
+
+
+def test_prompted_answers_give_the_same_project_as_no_input(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+    prompted_dir, flags_dir = tmp_path / "prompted", tmp_path / "flags"
+    prompted_dir.mkdir()
+    flags_dir.mkdir()
+    stdin = "".join(f"{answer}\n" for _, answer in PROMPTED)
+    prompted = cookiecutter_cli(prompted_dir, stdin=stdin)
+    assert prompted.returncode == 0, prompted.stdout + prompted.stderr
+    values = {name: PROMPTED_AS_VALUES.get(name, answer) for name, answer in PROMPTED}
+    flags = cookiecutter_cli(flags_dir, "--no-input", *(f"{name}={value}" for name, value in values.items()))
+    assert flags.returncode == 0, flags.stdout + flags.stderr
+    assert [path.name for path in prompted_dir.iterdir()] == ["prompted-relay"]
+    assert tree(prompted_dir) == tree(flags_dir)
+    assert (prompted_dir / "prompted-relay" / ".gitlab-ci.yml").is_file()
+
+
+def test_stdin_ending_early_writes_nothing(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+    result = cookiecutter_cli(tmp_path, stdin="Half Answered\n")
+    assert result.returncode != 0
+    assert list(tmp_path.iterdir()) == []
