@@ -160,7 +160,7 @@ def install() -> Install:
 
 @pytest.fixture(scope="session")
 def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """cookiecutter_cli(output_dir, *args, stdin=None) runs ``python -m cookiecutter`` as a user would."""
+    """cookiecutter_cli(output_dir, *args, stdin=None): run ``python -m cookiecutter``."""
 
     def cookiecutter_cli(
         output_dir: Path, *args: str, stdin: str | None = None

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Bake, Install, run
+from conftest import TEMPLATE_ROOT, Bake, Install, run
+from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -102,12 +103,16 @@ def tree(root: Path) -> dict[str, bytes | None]:
 
 
 @pytest.mark.parametrize(
-    ("variable", "answers"), BAD_ANSWERS, ids=[f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS]
+    ("variable", "answers"),
+    BAD_ANSWERS,
+    ids=[f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS],
 )
 def test_bad_answer_is_rejected_with_one_line_and_nothing_written(
     variable: str, answers: dict[str, str], cookiecutter_cli: Cli, tmp_path: Path
 ) -> None:
-    result = cookiecutter_cli(tmp_path, "--no-input", *(f"{key}={value}" for key, value in answers.items()))
+    result = cookiecutter_cli(
+        tmp_path, "--no-input", *(f"{key}={value}" for key, value in answers.items())
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1, result.stderr
@@ -132,9 +137,14 @@ def test_every_bad_answer_gets_its_own_line(cookiecutter_cli: Cli, tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_package_name_message_says_what_is_accepted(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+def test_bad_package_name_message_says_what_is_accepted(
+    cookiecutter_cli: Cli, tmp_path: Path
+) -> None:
     result = cookiecutter_cli(tmp_path, "--no-input", "package_name=json")
-    assert "ERROR: package_name='json' is invalid: expected a lowercase Python identifier" in result.stderr
+    assert (
+        "ERROR: package_name='json' is invalid: expected a lowercase Python identifier"
+        in result.stderr
+    )
     assert "standard-library" in result.stderr
 
 
@@ -147,14 +157,18 @@ def test_odd_characters_survive_exactly_in_toml_and_yaml(bake: Bake) -> None:
     project = bake(**ODD_ANSWERS, ci_provider="github")
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["description"] == ODD_ANSWERS["description"]
-    assert pyproject["project"]["authors"] == [{"name": ODD_ANSWERS["author_name"], "email": "you@example.com"}]
+    assert pyproject["project"]["authors"] == [
+        {"name": ODD_ANSWERS["author_name"], "email": "you@example.com"}
+    ]
     for file in [*project.rglob("*.yml"), *project.rglob("*.yaml")]:
         yaml.safe_load(file.read_text(encoding="utf-8"))
     assert ODD_ANSWERS["author_name"] in (project / "LICENSE").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
-def test_odd_characters_still_give_a_project_that_passes_its_checks(bake: Bake, install: Install) -> None:
+def test_odd_characters_still_give_a_project_that_passes_its_checks(
+    bake: Bake, install: Install
+) -> None:
     project = bake(**ODD_ANSWERS)
     python = install(project, "3.11")
     run([python, "-m", "ruff", "check", "--no-cache", "."], project)
@@ -163,23 +177,33 @@ def test_odd_characters_still_give_a_project_that_passes_its_checks(bake: Bake, 
 
 
 printable_line = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=40
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
+    min_size=1,
+    max_size=40,
 )
 
 
-@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(description=printable_line, author_name=printable_line)
-def test_any_printable_text_round_trips_through_pyproject(bake: Bake, description: str, author_name: str) -> None:
+def test_any_printable_text_round_trips_through_pyproject(
+    bake: Bake, description: str, author_name: str
+) -> None:
     for text in (description, author_name):
         # cookiecutter renders each answer as a template before the hooks see it.
-        assume(text.isprintable() and text.strip() == text and not any(m in text for m in ("{", "}")))
+        assume(
+            text.isprintable() and text.strip() == text and not any(m in text for m in ("{", "}"))
+        )
     project = bake(description=description, author_name=author_name)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["description"] == description
     assert pyproject["project"]["authors"][0]["name"] == author_name
 
 
-def test_prompted_answers_give_the_same_project_as_no_input(cookiecutter_cli: Cli, tmp_path: Path) -> None:
+def test_prompted_answers_give_the_same_project_as_no_input(
+    cookiecutter_cli: Cli, tmp_path: Path
+) -> None:
     prompted_dir, flags_dir = tmp_path / "prompted", tmp_path / "flags"
     prompted_dir.mkdir()
     flags_dir.mkdir()
@@ -187,7 +211,9 @@ def test_prompted_answers_give_the_same_project_as_no_input(cookiecutter_cli: Cl
     prompted = cookiecutter_cli(prompted_dir, stdin=stdin)
     assert prompted.returncode == 0, prompted.stdout + prompted.stderr
     values = {name: PROMPTED_AS_VALUES.get(name, answer) for name, answer in PROMPTED}
-    flags = cookiecutter_cli(flags_dir, "--no-input", *(f"{name}={value}" for name, value in values.items()))
+    flags = cookiecutter_cli(
+        flags_dir, "--no-input", *(f"{name}={value}" for name, value in values.items())
+    )
     assert flags.returncode == 0, flags.stdout + flags.stderr
     assert [path.name for path in prompted_dir.iterdir()] == ["prompted-relay"]
     assert tree(prompted_dir) == tree(flags_dir)
@@ -198,3 +224,23 @@ def test_stdin_ending_early_writes_nothing(cookiecutter_cli: Cli, tmp_path: Path
     result = cookiecutter_cli(tmp_path, stdin="Half Answered\n")
     assert result.returncode != 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hooks_can_run_again_over_a_baked_project(
+    cookiecutter_config: Path, tmp_path: Path
+) -> None:
+    # cruft renders the template twice per update, so the hooks must tolerate a second run.
+    answers = {"ci_provider": "none", "use_docker": False, "license": "Proprietary"}
+    trees = []
+    for _ in range(2):
+        cookiecutter(
+            str(TEMPLATE_ROOT),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(tmp_path),
+            config_file=str(cookiecutter_config),
+            overwrite_if_exists=True,
+        )
+        trees.append(tree(tmp_path))
+    assert trees[0] == trees[1]
+    assert not (tmp_path / "my-async-service" / ".github").exists()

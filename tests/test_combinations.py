@@ -53,7 +53,11 @@ class Baked:
 @pytest.fixture(
     scope="module",
     params=[
-        pytest.param(answers, id=combination_id(answers), marks=pytest.mark.xdist_group(combination_id(answers)))
+        pytest.param(
+            answers,
+            id=combination_id(answers),
+            marks=pytest.mark.xdist_group(combination_id(answers)),
+        )
         for answers in COMBINATIONS
     ],
 )
@@ -115,7 +119,11 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
 
 
 def test_no_empty_folders(baked: Baked) -> None:
-    empty = [name for name in baked.files if (baked.path / name).is_dir() and not any((baked.path / name).iterdir())]
+    empty = [
+        name
+        for name in baked.files
+        if (baked.path / name).is_dir() and not any((baked.path / name).iterdir())
+    ]
     assert empty == []
 
 
@@ -154,7 +162,9 @@ def test_ci_config_matches_its_schema(baked: Baked) -> None:
 def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
     provider = baked.answers["ci_provider"]
     if provider == "github":
-        workflow = yaml.safe_load((baked.path / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+        workflow = yaml.safe_load(
+            (baked.path / ".github/workflows/ci.yml").read_text(encoding="utf-8")
+        )
         versions = workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     elif provider == "gitlab":
         config = yaml.safe_load((baked.path / ".gitlab-ci.yml").read_text(encoding="utf-8"))
@@ -171,7 +181,9 @@ def test_pyproject_follows_the_python_and_license_answers(baked: Baked) -> None:
     assert pyproject["project"]["requires-python"] == f">={python_version}"
     assert pyproject["tool"]["ruff"]["target-version"] == "py" + python_version.replace(".", "")
     assert pyproject["tool"]["mypy"]["python_version"] == python_version
-    expected_license = "LicenseRef-Proprietary" if license_answer == "Proprietary" else license_answer
+    expected_license = (
+        "LicenseRef-Proprietary" if license_answer == "Proprietary" else license_answer
+    )
     assert pyproject["project"]["license"] == expected_license
 
 
@@ -181,7 +193,9 @@ def test_license_file_has_the_chosen_text(baked: Baked) -> None:
         pytest.skip("no license file for Proprietary")
     text = (baked.path / "LICENSE").read_text(encoding="utf-8")
     assert LICENSE_MARKERS[license_answer] in text
-    assert all(marker not in text for other, marker in LICENSE_MARKERS.items() if other != license_answer)
+    assert all(
+        marker not in text for other, marker in LICENSE_MARKERS.items() if other != license_answer
+    )
 
 
 def test_dockerfile_uses_the_minimum_python(baked: Baked) -> None:
