@@ -114,6 +114,10 @@ def is_free_package_name(value: object) -> bool:
     )
 
 
+def at_most(length: int) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and len(value) <= length
+
+
 def is_base_url(value: object) -> bool:
     if not isinstance(value, str) or not value.isprintable() or " " in value:
         return False
@@ -134,6 +138,8 @@ def is_base_url(value: object) -> bool:
 
 
 SLUG = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
+MAX_PACKAGE_NAME = 32
+MAX_CLIENT_CLASS = 40
 EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 VERSION = r"\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?"
 
@@ -152,6 +158,12 @@ RULES: list[tuple[str, str, Callable[[object], bool], str]] = [
     ("__upstream_module", "upstream_name", is_identifier,
      "a name whose slug is a Python identifier: start with a letter and avoid keywords"
      f" (it gives the client module {ANSWERS.get('__upstream_module')!r})"),
+    # Generated code is formatted for 100-column lines: cap the names that appear in it.
+    ("package_name", "package_name", at_most(MAX_PACKAGE_NAME),
+     f"at most {MAX_PACKAGE_NAME} characters"),
+    ("__upstream_class", "upstream_name", at_most(MAX_CLIENT_CLASS),
+     f"a shorter name: the client class {ANSWERS.get('__upstream_class')!r} must have at most"
+     f" {MAX_CLIENT_CLASS} characters"),
     ("author_email", "author_email", matches(EMAIL), "an email address like name@example.com"),
     ("upstream_base_url", "upstream_base_url", is_base_url,
      "an http:// or https:// URL with a host and no user info, query or fragment,"

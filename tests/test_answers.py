@@ -31,6 +31,8 @@ BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
     ("package_name", {"package_name": "My-Package"}),
     ("upstream_name", {"upstream_name": "class"}),
     ("upstream_name", {"upstream_name": "42 API"}),
+    ("package_name", {"package_name": "a" * 33}),
+    ("upstream_name", {"upstream_name": "Abcdefghij Klmnopqrst Uvwxyzabcd Abcde"}),
     ("author_email", {"author_email": "nobody"}),
     ("author_email", {"author_email": "me@localhost"}),
     ("upstream_base_url", {"upstream_base_url": "api.example.com"}),
@@ -57,6 +59,8 @@ GOOD_ANSWERS: list[dict[str, str]] = [
     {"version": "2.0.dev3"},
     {"package_name": "my_pkg", "project_slug": "x1-service"},
     {"upstream_name": "Ünïcødé Weather"},
+    # The longest names the hook lets through: generated code must still fit 100 columns.
+    {"package_name": "a" * 32, "upstream_name": "Abcdefghij Klmnopqrst Uvwxyzabcd Abcd"},
 ]
 
 # Quotes, backslashes and non-ASCII in every free-text answer.

@@ -8,7 +8,11 @@ import logging
 import pytest
 
 from {{ cookiecutter.package_name }} import request_ids
-from {{ cookiecutter.package_name }}.logs import JsonFormatter, RequestIdFilter, configure_logging
+from {{ cookiecutter.package_name }}.logs import (
+    JsonFormatter,
+    RequestIdFilter,
+    configure_logging,
+)
 
 
 def make_record(message: str) -> logging.LogRecord:
