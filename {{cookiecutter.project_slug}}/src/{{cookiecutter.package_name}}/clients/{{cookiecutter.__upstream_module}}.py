@@ -48,6 +48,9 @@ class _RetryableStatusError(Exception):
         self.retry_after = retry_after
 
 
+# Named tuples of exceptions read the same on every Python (3.14 drops the parentheses).
+_UPSTREAM_FAILURES = (UpstreamUnavailableError, UpstreamTimeoutError)
+_UNPARSABLE_DATE = (TypeError, ValueError)
 # Connection failures and per-attempt timeouts are transient too.
 _RETRYABLE_ERRORS = (_RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError)
 
@@ -140,7 +143,7 @@ class {{ cookiecutter.__upstream_class }}:
         breaker.before_call()
         try:
             item = await self._get_json(url)
-        except (UpstreamUnavailableError, UpstreamTimeoutError):
+        except _UPSTREAM_FAILURES:
             breaker.record_failure()
             raise
         except UpstreamNotFoundError:
@@ -223,7 +226,7 @@ def _parse_retry_after(value: str | None) -> float | None:
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except _UNPARSABLE_DATE:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
