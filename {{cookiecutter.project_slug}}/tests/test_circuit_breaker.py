@@ -26,6 +26,12 @@ def breaker(clock: FakeClock) -> CircuitBreaker:
     return CircuitBreaker(threshold=3, cooldown=30.0, clock=clock)
 
 
+def open_then_wait_out_the_cooldown(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 30.0
+
+
 def test_stays_closed_below_the_threshold(breaker: CircuitBreaker) -> None:
     for _ in range(2):
         breaker.before_call()
@@ -57,9 +63,7 @@ def test_opens_at_the_threshold_and_fails_fast(breaker: CircuitBreaker) -> None:
 def test_after_the_cooldown_one_probe_goes_through(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
-    for _ in range(3):
-        breaker.record_failure()
-    clock.now += 30.0
+    open_then_wait_out_the_cooldown(breaker, clock)
 
     breaker.before_call()  # the probe
     with pytest.raises(UpstreamCircuitOpenError):
@@ -67,9 +71,7 @@ def test_after_the_cooldown_one_probe_goes_through(
 
 
 def test_successful_probe_closes_the_circuit(breaker: CircuitBreaker, clock: FakeClock) -> None:
-    for _ in range(3):
-        breaker.record_failure()
-    clock.now += 30.0
+    open_then_wait_out_the_cooldown(breaker, clock)
     breaker.before_call()
 
     breaker.record_success()
@@ -81,9 +83,7 @@ def test_successful_probe_closes_the_circuit(breaker: CircuitBreaker, clock: Fak
 def test_failed_probe_reopens_for_another_cooldown(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
-    for _ in range(3):
-        breaker.record_failure()
-    clock.now += 30.0
+    open_then_wait_out_the_cooldown(breaker, clock)
     breaker.before_call()
 
     breaker.record_failure()
@@ -97,9 +97,7 @@ def test_failed_probe_reopens_for_another_cooldown(
 def test_cancelled_probe_lets_the_next_call_probe(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
-    for _ in range(3):
-        breaker.record_failure()
-    clock.now += 30.0
+    open_then_wait_out_the_cooldown(breaker, clock)
     breaker.before_call()
 
     breaker.release_probe()

@@ -73,24 +73,19 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of seconds greater than 0") from None
-    if not 0 < value < float("inf"):
-        raise ValueError("expected a number of seconds greater than 0")
-    return value
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    expected = "a number of seconds, 0 or more" if allow_zero else "a number of seconds above 0"
 
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected {expected}") from None
+        if not (0 <= value if allow_zero else 0 < value) or value == float("inf"):
+            raise ValueError(f"expected {expected}")
+        return value
 
-def _backoff(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of seconds, 0 or more") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError("expected a number of seconds, 0 or more")
-    return value
+    return parse
 
 
 def _boolean(raw: str) -> bool:
@@ -140,16 +135,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _log_level,
     "log_format": _log_format,
     "access_log": _boolean,
-    "shutdown_timeout": _seconds,
+    "shutdown_timeout": _seconds(allow_zero=False),
     "max_body_bytes": _integer(1, 1024**3),
     "upstream_base_url": _http_url,
-    "upstream_timeout": _seconds,
-    "upstream_connect_timeout": _seconds,
+    "upstream_timeout": _seconds(allow_zero=False),
+    "upstream_connect_timeout": _seconds(allow_zero=False),
     "upstream_retries": _integer(0, 10),
-    "upstream_retry_backoff": _backoff,
+    "upstream_retry_backoff": _seconds(allow_zero=True),
     "upstream_concurrency": _integer(1, 1000),
     "upstream_pool_size": _integer(1, 10_000),
     "upstream_max_response_bytes": _integer(1, 1024**3),
     "circuit_breaker_threshold": _integer(0, 1000),
-    "circuit_breaker_cooldown": _seconds,
+    "circuit_breaker_cooldown": _seconds(allow_zero=False),
 }
