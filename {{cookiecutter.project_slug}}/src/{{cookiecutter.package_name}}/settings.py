@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -81,7 +82,8 @@ def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
             value = float(raw)
         except ValueError:
             raise ValueError(f"expected {expected}") from None
-        if not (0 <= value if allow_zero else 0 < value) or value == float("inf"):
+        too_small = value < 0 if allow_zero else value <= 0
+        if too_small or not math.isfinite(value):
             raise ValueError(f"expected {expected}")
         return value
 
