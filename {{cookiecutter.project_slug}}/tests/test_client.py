@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from dataclasses import replace
 
@@ -254,3 +255,17 @@ async def test_a_cancelled_call_does_not_open_the_circuit(
             await call
 
         assert await api.get_item("2") == {"id": "default"}
+
+
+async def test_connections_are_reused_after_successes_and_errors(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=404), Reply(status=500), Reply(status=404))
+
+    for item_id in ["a", "b", "c", "d", "e"]:
+        with contextlib.suppress(UpstreamNotFoundError, UpstreamUnavailableError):
+            await upstream_client.get_item(item_id)
+
+    assert len(fake_upstream.requests) == 5
+    assert len(fake_upstream.peers) == 1

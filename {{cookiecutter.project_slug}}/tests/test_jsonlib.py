@@ -20,3 +20,9 @@ def test_active_backend_and_stdlib_round_trip_identically(value: object) -> None
 def test_invalid_json_raises_value_error(load: jsonlib.Loads) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - ValueError is the contract here
         load(b"{nope")
+
+
+@pytest.mark.parametrize("load", [jsonlib.loads, jsonlib.stdlib_loads])
+def test_hostile_nesting_raises_value_error_not_recursion_error(load: jsonlib.Loads) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - ValueError is the contract here
+        load(b"[" * 100_000 + b"]" * 100_000)

@@ -20,8 +20,11 @@ def stdlib_dumps(value: object) -> bytes:
 
 
 def stdlib_loads(data: bytes) -> JSONValue:
-    """Parse JSON; raises ValueError on invalid input, like orjson."""
-    value: JSONValue = json.loads(data)
+    """Parse JSON; raises ValueError on any unusable input, like orjson."""
+    try:
+        value: JSONValue = json.loads(data)
+    except RecursionError:  # hostile nesting: a client error, not a server crash
+        raise ValueError("JSON nested too deeply") from None
     return value
 
 

@@ -7,6 +7,7 @@ client API leaks out of this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -37,6 +38,7 @@ from ..settings import Settings
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 5.0
+MAX_DRAINED_BYTES = 64 * 1024
 
 
 class _RetryableStatusError(Exception):
@@ -178,13 +180,9 @@ class {{ cookiecutter.__upstream_class }}:
     async def _attempt(self, url: URL) -> JSONValue:
         headers = {"Accept": "application/json", request_ids.HEADER: request_ids.current.get()}
         async with self._session.get(url, headers=headers) as response:
-            if response.status == 404:
-                raise UpstreamNotFoundError("not found upstream")
-            if response.status in RETRYABLE_STATUSES:
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-                raise _RetryableStatusError(response.status, retry_after)
             if response.status >= 300:
-                raise UpstreamUnavailableError(f"upstream answered {response.status}")
+                await _drain_small_body(response)  # lets the connection be reused
+                raise _status_error(response)
             if not _is_json(response.content_type):
                 raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
             body = await self._read_capped(response)
@@ -212,6 +210,23 @@ class {{ cookiecutter.__upstream_class }}:
         if isinstance(error, _RetryableStatusError) and error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
         return self._jitter(state)
+
+
+def _status_error(response: aiohttp.ClientResponse) -> Exception:
+    """The exception for an error status: final, or worth another attempt."""
+    if response.status == 404:
+        return UpstreamNotFoundError("not found upstream")
+    if response.status in RETRYABLE_STATUSES:
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        return _RetryableStatusError(response.status, retry_after)
+    return UpstreamUnavailableError(f"upstream answered {response.status}")
+
+
+async def _drain_small_body(response: aiohttp.ClientResponse) -> None:
+    """Read a small error body so its keep-alive connection returns to the pool."""
+    if response.content_length is not None and response.content_length <= MAX_DRAINED_BYTES:
+        with contextlib.suppress(aiohttp.ClientError):
+            await response.read()
 
 
 def _is_json(content_type: str) -> bool:

@@ -1,0 +1,447 @@
+"""End to end: the baked default project, installed and started with ``python -m``, keeps its
+runtime contract against a real misbehaving upstream (tests/support/fake_upstream_server.py).
+
+Everything listens on 127.0.0.1, every wait is bounded, and every process is stopped by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import Bake, Install
+
+FAKE_UPSTREAM = Path(__file__).parent / "support" / "fake_upstream_server.py"
+PACKAGE = "my_async_service"
+SERVICE_ENV = {
+    "HOST": "127.0.0.1",
+    "UPSTREAM_TIMEOUT": "1.5",
+    "UPSTREAM_RETRIES": "2",
+    "UPSTREAM_RETRY_BACKOFF": "0.01",
+    "UPSTREAM_POOL_SIZE": "20",
+    "LOG_FORMAT": "json",
+    "SHUTDOWN_TIMEOUT": "5",
+}
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runtime-contract")]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        request = urllib.request.Request(
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, raw, answer_headers = answer.status, answer.read(), answer.headers
+        except urllib.error.HTTPError as error:
+            status, raw, answer_headers = error.code, error.read(), error.headers
+        assert answer_headers.get_content_type() == "application/json", raw[:200]
+        return Response(status, dict(answer_headers), json.loads(raw))
+
+    def get(self, path: str, **headers: str) -> Response:
+        return self.request("GET", path, headers=headers)
+
+    def post_json(self, path: str, payload: bytes) -> Response:
+        return self.request("POST", path, payload, {"Content-Type": "application/json"})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> int:
+    """Signal the process by pid, wait (bounded), kill it if it would not stop."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return process.returncode
+
+
+@pytest.fixture(scope="module")
+def service_python(bake: Bake, install: Install) -> Path:
+    return install(bake(), "3.11")
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, FAKE_UPSTREAM], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def upstream_stats(upstream_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(upstream_url + "/__stats", timeout=5) as answer:
+        stats: dict[str, Any] = json.loads(answer.read())
+        return stats
+
+
+@contextmanager
+def running_service(
+    python: Path, tmp_path: Path, upstream_url: str, **env: str
+) -> Iterator[Service]:
+    port = free_port()
+    log = tmp_path / f"service-{port}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [python, "-m", PACKAGE],
+            env={**os.environ, **SERVICE_ENV, "PORT": str(port), "UPSTREAM_BASE_URL": upstream_url, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    service = Service(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if service.get("/health").status == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "service did not answer /health in 15 s"
+                time.sleep(0.05)
+        yield service
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def service(service_python: Path, tmp_path: Path, upstream: str) -> Iterator[Service]:
+    with running_service(service_python, tmp_path, upstream) as running:
+        yield running
+
+
+# --- the HTTP contract ---------------------------------------------------------------------
+
+
+def test_health_answers_without_calling_the_upstream(service: Service, upstream: str) -> None:
+    response = service.get("/health")
+
+    assert (response.status, response.body) == (200, {"status": "ok"})
+    assert upstream_stats(upstream)["paths"] == []
+
+
+def test_item_is_passed_through_from_the_upstream(service: Service) -> None:
+    response = service.get("/api/items/ok-7")
+
+    assert (response.status, response.body) == (200, {"id": "ok-7"})
+
+
+@pytest.mark.parametrize(
+    ("item_id", "status"),
+    [
+        ("missing", 404),
+        ("boom", 502),
+        ("badjson", 502),
+        ("html", 502),
+        ("huge", 502),
+        ("reset", 502),
+        ("hang", 504),
+    ],
+)
+def test_upstream_failures_map_to_json_errors_and_the_service_stays_up(
+    service: Service, item_id: str, status: int
+) -> None:
+    response = service.get(f"/api/items/{item_id}")
+
+    assert response.status == status
+    assert set(response.body) == {"error"}
+    assert service.get("/api/items/ok-1").status == 200
+
+
+def test_server_errors_are_retried_up_to_the_cap(service: Service, upstream: str) -> None:
+    assert service.get("/api/items/boom").status == 502
+
+    assert upstream_stats(upstream)["paths"].count("/items/boom") == 3
+
+
+@pytest.mark.parametrize("item_id", ["flaky-1", "limited-1", "slow-1"])
+def test_transient_trouble_still_ends_in_200(service: Service, item_id: str) -> None:
+    response = service.get(f"/api/items/{item_id}")
+
+    assert (response.status, response.body) == (200, {"id": item_id})
+
+
+def test_connection_refused_is_502(service_python: Path, tmp_path: Path) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with running_service(service_python, tmp_path, nowhere) as service:
+        response = service.get("/api/items/1")
+
+    assert response.status == 502
+    assert "error" in response.body
+
+
+def test_hang_is_504_within_the_budget_while_health_stays_fast(service: Service) -> None:
+    async def scenario() -> tuple[int, float, list[float]]:
+        async with aiohttp.ClientSession(service.url) as session:
+            started = time.monotonic()
+            hanging = asyncio.create_task(session.get("/api/items/hang"))
+            health_times = []
+            for _ in range(5):
+                await asyncio.sleep(0.1)
+                before = time.monotonic()
+                async with session.get("/health") as health:
+                    assert health.status == 200
+                health_times.append(time.monotonic() - before)
+            async with await hanging as response:
+                return response.status, time.monotonic() - started, health_times
+
+    status, elapsed, health_times = asyncio.run(scenario())
+
+    assert status == 504
+    assert elapsed < 1.5 + 1.0  # UPSTREAM_TIMEOUT plus slack for a busy machine
+    assert max(health_times) < 0.5
+
+
+def test_batch_keeps_order_and_reports_failures_inline(service: Service) -> None:
+    response = service.post_json("/api/items/batch", b'{"ids": ["ok-1", "missing", 3, "boom"]}')
+
+    assert response.status == 200
+    assert [entry["id"] for entry in response.body["results"]] == ["ok-1", "missing", "3", "boom"]
+    assert [entry.get("status", 200) for entry in response.body["results"]] == [200, 404, 200, 502]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{not json",
+        b'{"ids": []}',
+        b'{"ids": "ok-1"}',
+        b'{"ids": [null]}',
+        b'{"ids": [' + b",".join(b'"%d"' % i for i in range(101)) + b"]}",
+        b"[" * 30_000 + b"]" * 30_000,
+    ],
+    ids=["malformed", "empty", "not-a-list", "null-id", "too-many", "deeply-nested"],
+)
+def test_bad_batch_bodies_are_400(service: Service, payload: bytes) -> None:
+    response = service.post_json("/api/items/batch", payload)
+
+    assert response.status == 400
+    assert "error" in response.body
+
+
+def test_oversized_body_is_413(service: Service) -> None:
+    response = service.post_json("/api/items/batch", b" " * (1024 * 1024))
+
+    assert response.status == 413
+    assert "error" in response.body
+
+
+def test_body_without_json_content_type_is_415(service: Service) -> None:
+    response = service.request("POST", "/api/items/batch", b'{"ids": ["1"]}', {"Content-Type": "text/plain"})
+
+    assert response.status == 415
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/items/..",
+        "/api/items/%2e%2e",
+        "/api/items/..%2F..%2Fadmin",
+        "/api/items/a%2Fb",
+        "/api/items/x%3Fdebug=1",
+        "/api/items/x%23frag",
+        "/api/items/%00",
+    ],
+)
+def test_path_tricks_in_item_id_are_4xx_and_never_reach_the_upstream(
+    service: Service, upstream: str, path: str
+) -> None:
+    response = service.get(path)
+
+    assert 400 <= response.status < 500
+    assert "error" in response.body
+    assert upstream_stats(upstream)["paths"] == []
+
+
+def test_unknown_route_and_wrong_method_are_json(service: Service) -> None:
+    unknown = service.get("/nope")
+    wrong = service.request("DELETE", "/api/items/1")
+    patch = service.request("PATCH", "/health")
+
+    assert (unknown.status, unknown.body) == (404, {"error": "Not Found"})
+    assert (wrong.status, wrong.body) == (405, {"error": "Method Not Allowed"})
+    assert (patch.status, patch.body) == (405, {"error": "Method Not Allowed"})
+
+
+@pytest.mark.parametrize(
+    "raw_request",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+    ],
+    ids=["huge-header", "unknown-method", "not-http"],
+)
+def test_malformed_http_is_400_and_the_service_stays_up(service: Service, raw_request: bytes) -> None:
+    # aiohttp's parser refuses these before any middleware runs: a plain-text 400.
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(raw_request)
+        status_line = connection.recv(4096).split(b"\r\n", 1)[0]
+
+    assert status_line.split(b" ")[1] == b"400"
+    assert service.get("/health").status == 200
+
+
+def test_request_id_is_echoed_sent_upstream_and_logged(service: Service, upstream: str) -> None:
+    response = service.get("/api/items/missing", **{"X-Request-ID": "e2e-trace-1"})
+
+    assert response.headers["X-Request-ID"] == "e2e-trace-1"
+    assert upstream_stats(upstream)["request_ids"] == ["e2e-trace-1"]
+    log_lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
+    assert any(line["request_id"] == "e2e-trace-1" for line in log_lines)
+
+
+def test_circuit_breaker_fails_fast_once_open(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    with running_service(
+        service_python, tmp_path, upstream, CIRCUIT_BREAKER_THRESHOLD="2", UPSTREAM_RETRIES="0"
+    ) as service:
+        statuses = [service.get("/api/items/boom").status for _ in range(4)]
+
+    assert statuses == [502, 502, 503, 503]
+    assert upstream_stats(upstream)["paths"].count("/items/boom") == 2
+
+
+# --- process lifecycle ---------------------------------------------------------------------
+
+
+def test_bad_setting_exits_2_with_one_line_naming_it(service_python: Path) -> None:
+    result = subprocess.run(
+        [service_python, "-m", PACKAGE],
+        env={**os.environ, "PORT": "abc"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: PORT='abc' is invalid")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_lets_in_flight_requests_finish_then_exits_0(
+    service: Service, upstream: str, sig: signal.Signals
+) -> None:
+    async def scenario() -> tuple[int, Any]:
+        async with aiohttp.ClientSession(service.url) as session:
+            in_flight = asyncio.create_task(session.get("/api/items/slow-1"))
+            while not upstream_stats(upstream)["paths"]:
+                await asyncio.sleep(0.02)
+            service.process.send_signal(sig)
+            async with await in_flight as response:
+                return response.status, await response.json()
+
+    status, body = asyncio.run(scenario())
+
+    assert (status, body) == (200, {"id": "slow-1"})
+    assert service.process.wait(timeout=15) == 0
+    assert "Traceback" not in service.log.read_text()
+
+
+# --- load ----------------------------------------------------------------------------------
+
+LOAD_REQUESTS = 2_000
+LOAD_CONCURRENCY = 100
+LOAD_MIX = [("ok-{n}", 200), ("missing", 404), ("ok-{n}", 200), ("boom", 502)]
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
+    service: Service, upstream: str
+) -> None:
+    pid = service.process.pid
+    assert service.get("/api/items/ok-warmup").status == 200
+    fds_before = open_fds(pid)
+    connections_before = upstream_stats(upstream)["connections"]
+
+    async def burst() -> tuple[dict[tuple[int, int], int], int]:
+        outcomes: dict[tuple[int, int], int] = {}
+        failures = 0
+        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+        connector = aiohttp.TCPConnector(limit=LOAD_CONCURRENCY)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(service.url, connector=connector, timeout=timeout) as session:
+
+            async def one(n: int) -> None:
+                nonlocal failures
+                template, expected = LOAD_MIX[n % len(LOAD_MIX)]
+                async with gate:
+                    try:
+                        async with session.get("/api/items/" + template.format(n=n)) as response:
+                            await response.read()
+                            key = (expected, response.status)
+                            outcomes[key] = outcomes.get(key, 0) + 1
+                    except aiohttp.ClientError:
+                        failures += 1
+
+            await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(LOAD_REQUESTS))), 120)
+        return outcomes, failures
+
+    outcomes, dropped = asyncio.run(burst())
+
+    assert dropped == 0
+    assert all(expected == got for expected, got in outcomes), outcomes
+    assert sum(outcomes.values()) == LOAD_REQUESTS
+    # Upstream connections come from the bounded pool (UPSTREAM_POOL_SIZE=20) and are reused.
+    assert upstream_stats(upstream)["connections"] - connections_before <= 20
+    deadline = time.monotonic() + 5
+    while open_fds(pid) > fds_before + 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_fds(pid) <= fds_before + 20  # at most the idle keep-alive pool remains
+    assert service.get("/health").status == 200
