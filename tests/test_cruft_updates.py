@@ -1,0 +1,235 @@
+"""Generated projects stay up to date with cruft: real cruft, real git, no mocks.
+
+Each test clones the template's committed state into a tmp dir (cruft only ever sees commits),
+makes template changes there as new commits, and drives cruft as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import TEMPLATE_ROOT, Install, run
+from cookiecutter.main import cookiecutter
+
+CRUFT = Path(sys.executable).parent / "cruft"
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+}
+TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
+PACKAGE_DIR = f"{TEMPLATE_DIR}/src/{{{{cookiecutter.package_name}}}}"
+
+pytestmark = pytest.mark.xdist_group("cruft")
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of its own, so cruft and cookiecutter write no replay files or config elsewhere."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name, value in GIT_IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    return home
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd).stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--no-verify", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def template(tmp_path: Path, isolated_home: Path) -> Path:
+    """A git clone of the template's committed state, ready to receive new commits."""
+    clone = tmp_path / "template"
+    run(["git", "clone", "-q", TEMPLATE_ROOT, clone], tmp_path)
+    return clone
+
+
+def cruft(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([CRUFT, *args], cwd, check=check)
+
+
+def create(template: Path, output: Path, **answers: str) -> Path:
+    output.mkdir(parents=True, exist_ok=True)
+    args = ["create", str(template), "--no-input", "--output-dir", str(output)]
+    if answers:
+        args += ["--extra-context", json.dumps(answers)]
+    cruft(output, *args)
+    (project,) = output.iterdir()
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "Generated")
+    return project
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def tree(root: Path, ignore: Callable[[Path], bool] = lambda _: False) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts and not ignore(path)
+    }
+
+
+def conflict_marker_check(project: Path) -> str:
+    """The conflict-marker command from the generated GitHub workflow, as CI would run it."""
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    (step,) = [
+        step
+        for step in workflow["jobs"]["lint"]["steps"]
+        if step.get("name") == "No merge-conflict markers are committed"
+    ]
+    command: str = step["run"]
+    return command
+
+
+def test_create_records_the_template_commit_and_answers(template: Path, tmp_path: Path) -> None:
+    project = create(template, tmp_path / "out", project_name="Cruft Made", license="BSD-3-Clause")
+
+    state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+    assert state["commit"] == git(template, "rev-parse", "HEAD")
+    assert state["template"] == str(template)
+    answers: dict[str, Any] = state["context"]["cookiecutter"]
+    assert answers["project_name"] == "Cruft Made"
+    assert answers["license"] == "BSD-3-Clause"
+    assert answers["package_name"] == "cruft_made"
+    assert re.fullmatch(r"\d{4}", answers["copyright_year"])
+    assert cruft(project, "check").returncode == 0
+
+
+def test_same_answers_at_the_same_commit_give_identical_trees(
+    template: Path, tmp_path: Path
+) -> None:
+    first = create(template, tmp_path / "first", project_name="Twin")
+    second = create(template, tmp_path / "second", project_name="Twin")
+
+    assert tree(first) == tree(second)
+
+
+def test_regenerating_from_cruft_json_reproduces_the_tree(template: Path, tmp_path: Path) -> None:
+    project = create(template, tmp_path / "out", project_name="Regen", ci_provider="gitlab")
+    state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+    answers = {k: v for k, v in state["context"]["cookiecutter"].items() if not k.startswith("_")}
+    config = tmp_path / "cookiecutter.yaml"
+    config.write_text(f"cookiecutters_dir: {tmp_path / 'cc'}\nreplay_dir: {tmp_path / 'replay'}\n")
+
+    again = cookiecutter(
+        str(template),
+        checkout=state["commit"],
+        no_input=True,
+        extra_context=answers,
+        output_dir=str(tmp_path / "again"),
+        config_file=str(config),
+    )
+
+    assert tree(Path(again)) == tree(project, ignore=lambda path: path.name == ".cruft.json")
+
+
+@pytest.mark.slow
+def test_update_brings_template_changes_and_keeps_user_edits(
+    template: Path, tmp_path: Path, install: Install
+) -> None:
+    project = create(template, tmp_path / "out")
+    package = project / "src" / "my_async_service"
+    edit(package / "handlers.py", '_HEALTHY = {"status": "ok"}', '_HEALTHY = {"status": "ok"}  # mine')
+    (package / "extra.py").write_text('"""A module of the user\'s own."""\n', encoding="utf-8")
+    commit_all(project, "User edits")
+    edit(
+        template / PACKAGE_DIR / "responses.py",
+        '"""JSON responses: the only shape of body this service ever sends."""',
+        '"""JSON responses: the only shape of body this service ever sends (v2)."""',
+    )
+    new_commit = commit_all(template, "Template: clarify responses")
+
+    assert cruft(project, "check", check=False).returncode == 1
+    cruft(project, "update", "-y")
+
+    assert "(v2)" in (package / "responses.py").read_text(encoding="utf-8")
+    assert "# mine" in (package / "handlers.py").read_text(encoding="utf-8")
+    assert (package / "extra.py").is_file()
+    assert json.loads((project / ".cruft.json").read_text())["commit"] == new_commit
+    commit_all(project, "Update from template")
+    assert cruft(project, "check").returncode == 0
+    python = install(project, "3.11")
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+def test_skipped_files_are_left_alone_by_update(template: Path, tmp_path: Path) -> None:
+    project = create(template, tmp_path / "out")
+    readme_before = (project / "README.md").read_bytes()
+    edit(template / TEMPLATE_DIR / "README.md", "## Quick start", "## Quick start (updated)")
+    edit(template / TEMPLATE_DIR / "pytest.ini", "testpaths = tests", "testpaths = tests\n")
+    commit_all(template, "Template: README and pytest.ini")
+
+    cruft(project, "update", "-y")
+
+    assert (project / "README.md").read_bytes() == readme_before
+    assert "testpaths = tests\n\n" in (project / "pytest.ini").read_text(encoding="utf-8")
+
+
+def test_conflicting_edit_leaves_markers_that_the_generated_ci_catches(
+    template: Path, tmp_path: Path
+) -> None:
+    project = create(template, tmp_path / "out")
+    target = "src/my_async_service/handlers.py"
+    edit(project / target, '_HEALTHY = {"status": "ok"}', '_HEALTHY = {"status": "fine"}')
+    commit_all(project, "User: say fine")
+    edit(
+        template / PACKAGE_DIR / "handlers.py",
+        '_HEALTHY = {"status": "ok"}',
+        '_HEALTHY = {"status": "healthy"}',
+    )
+    commit_all(template, "Template: say healthy")
+    check = conflict_marker_check(project)
+    assert run(["bash", "-c", check], project, check=False).returncode == 0  # clean before
+
+    result = cruft(project, "update", "-y")
+
+    assert result.returncode == 0  # cruft reports success even so
+    assert "<<<<<<<" in (project / target).read_text(encoding="utf-8")
+    git(project, "add", "-A")  # as a user might, committing without looking
+    assert run(["bash", "-c", check], project, check=False).returncode != 0
+
+
+@pytest.mark.slow
+def test_a_used_dev_checkout_stays_clean_and_updatable(
+    template: Path, tmp_path: Path, install: Install
+) -> None:
+    project = create(template, tmp_path / "out")
+    python = install(project, "3.11")
+    env = {"PYTHONDONTWRITEBYTECODE": ""}  # write bytecode, as a normal checkout does
+    for command in (
+        ["-m", "coverage", "run", "-m", "pytest", "-q"],
+        ["-m", "coverage", "html"],
+        ["-m", "coverage", "xml"],
+        ["-m", "ruff", "check", "."],
+        ["-m", "mypy"],
+    ):
+        run([python, *command], project, env=env)
+    run([sys.executable, "-m", "uv", "build", "--quiet", "--out-dir", "dist", "."], project)
+    assert list((project / "dist").glob("*.whl"))
+
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    edit(template / PACKAGE_DIR / "batch.py", "never more than", "never more than the limit,")
+    commit_all(template, "Template: touch")
+    assert cruft(project, "update", "-y").returncode == 0
