@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -76,7 +77,7 @@ class {{ cookiecutter.__upstream_class }}:
         circuit_breaker: CircuitBreaker | None = None,
     ) -> None:
         self._session = session
-        self._base_url = URL(base_url)
+        self._items_url = URL(base_url) / "items"
         self._timeout = timeout
         self._retries = retries
         self._jitter = wait_random_exponential(multiplier=retry_backoff, max=MAX_BACKOFF_SECONDS)
@@ -138,7 +139,7 @@ class {{ cookiecutter.__upstream_class }}:
         Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
         UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
-        url = self._base_url / "items" / item_id
+        url = self._items_url / item_id
         breaker = self._breaker
         if breaker is None:
             return await self._get_json(url)
@@ -158,16 +159,31 @@ class {{ cookiecutter.__upstream_class }}:
         return item
 
     async def _get_json(self, url: URL) -> JSONValue:
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout):
+            try:
+                # The common case pays for no retry machinery: the session's total timeout
+                # already bounds this first attempt by the whole budget.
+                return await self._attempt(url)
+            except _RETRYABLE_ERRORS as error:
+                if self._retries == 0:
+                    raise
+                first_failure: BaseException | None = error
+            remaining = self._timeout - (time.monotonic() - started)
+            async with asyncio.timeout(remaining):
                 async for attempt in AsyncRetrying(
                     # Give up early rather than sleep past the time budget.
-                    stop=stop_after_attempt(self._retries + 1) | stop_before_delay(self._timeout),
+                    stop=stop_after_attempt(self._retries + 1) | stop_before_delay(remaining),
                     wait=self._wait,
                     retry=retry_if_exception_type(_RETRYABLE_ERRORS),
                     reraise=True,
                 ):
                     with attempt:
+                        if first_failure is not None:
+                            # Replay the first attempt's outcome so tenacity counts it and
+                            # waits (backoff or Retry-After) before the next one.
+                            replayed, first_failure = first_failure, None
+                            raise replayed
                         return await self._attempt(url)
         except TimeoutError:
             raise UpstreamTimeoutError(f"no answer within {self._timeout:g}s") from None

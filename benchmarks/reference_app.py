@@ -1,0 +1,64 @@
+"""The reference: the smallest aiohttp app with the generated service's routes.
+
+One shared ClientSession, no middleware, no logging, no validation beyond what the routes
+need, the plain asyncio loop and the stdlib json. The benchmark holds the generated service
+to this app's CPU cost per request.
+
+Environment: PORT, UPSTREAM_BASE_URL, UPSTREAM_CONCURRENCY (batch bound, default 50).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+BASE_URL = os.environ["UPSTREAM_BASE_URL"]
+CONCURRENCY = int(os.environ.get("UPSTREAM_CONCURRENCY", "50"))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def fetch(session: aiohttp.ClientSession, item_id: str) -> object:
+    async with session.get(f"{BASE_URL}/items/{item_id}") as response:
+        return await response.json()
+
+
+async def item(request: web.Request) -> web.Response:
+    return web.json_response(await fetch(request.app[SESSION], request.match_info["item_id"]))
+
+
+async def batch(request: web.Request) -> web.Response:
+    ids = (await request.json())["ids"]
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(item_id: str) -> object:
+        async with gate:
+            return {"id": item_id, "item": await fetch(request.app[SESSION], item_id)}
+
+    return web.json_response({"results": await asyncio.gather(*(one(str(i)) for i in ids))})
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        app[SESSION] = session
+        yield
+
+
+def main() -> None:
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/health", health)
+    app.router.add_post("/api/items/batch", batch)
+    app.router.add_get("/api/items/{item_id}", item)
+    web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""Benchmark: the generated service against the smallest equivalent aiohttp app.
+
+    .venv/bin/python benchmarks/run.py            # full run, writes benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/run.py --smoke    # seconds; checks the harness, not speed
+
+It bakes the default project, installs it in several variants (with and without the
+``speedups`` extra, and with each speedup alone), then for every scenario runs the variants
+and the reference app side by side, interleaved, ``--repeats`` times, each against the same
+local fake upstream. Each run starts a fresh server process (pinned to core 0 when there are
+two), measures its start-up, warms it, then loads it with wrk (if installed) or a bounded
+Python load generator (pinned to core 1) for ``--duration`` seconds. CPU time per request is
+the server process's user+sys time over the requests it answered: the figure that holds up
+on a noisy machine. Everything listens on 127.0.0.1 and every process is stopped by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE_ROOT = HERE.parent
+PACKAGE = "my_async_service"
+TICKS = os.sysconf("SC_CLK_TCK")
+BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
+BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    method: str
+    path: str
+    latency_ms: float
+    connections: int
+    body: str | None = None
+
+
+SCENARIOS = [
+    Scenario("GET /health", "GET", "/health", 0, 32),
+    Scenario("GET /api/items/1, upstream 0 ms", "GET", "/api/items/1", 0, 32),
+    Scenario("GET /api/items/1, upstream 5 ms", "GET", "/api/items/1", 5, 32),
+    Scenario("POST batch of 50, upstream 50 ms", "POST", "/api/items/batch", 50, 1, BATCH_BODY),
+]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Run:
+    variant: str
+    scenario: str
+    repeat: int
+    requests: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us_per_request: float
+    upstream_connections_per_1000: float
+    upstream_max_in_flight: int
+    peak_rss_mb: float
+    startup_ms: float
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+CORES = sorted(os.sched_getaffinity(0))  # read once, before this process pins itself
+
+
+def two_cores() -> bool:
+    return len(CORES) >= 2
+
+
+def pin(pid: int, core: int) -> None:
+    if two_cores():
+        os.sched_setaffinity(pid, {CORES[core]})
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def get_json(url: str, method: str = "GET") -> dict[str, int]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict[str, int] = json.loads(answer.read())
+        return result
+
+
+def settle(upstream: str) -> None:
+    """Wait (bounded) until no request is in flight upstream, e.g. one the load generator
+    abandoned when its time was up but the server still completes."""
+    deadline = time.monotonic() + 10
+    while get_json(upstream + "/__stats")["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@contextmanager
+def fake_upstream(python: str, latency_ms: float) -> Iterator[str]:
+    process = subprocess.Popen(
+        [python, str(HERE / "fake_upstream.py"), str(latency_ms)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        pin(process.pid, 1)
+        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@contextmanager
+def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "UPSTREAM_BASE_URL": upstream,
+        "UPSTREAM_CONCURRENCY": str(BATCH_BOUND),
+        "LOG_LEVEL": "WARNING",
+        **variant.env,
+    }
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        variant.command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    try:
+        pin(process.pid, 0)
+        url = f"http://127.0.0.1:{port}"
+        deadline = started + 20
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{variant.name} exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{variant.name} did not answer /health") from None
+                time.sleep(0.005)
+        yield process, url, (time.perf_counter() - started) * 1000
+    finally:
+        stop(process)
+
+
+# --- load generators -------------------------------------------------------------------------
+
+
+def wrk_load(url: str, scenario: Scenario, seconds: float) -> Load:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if scenario.body is not None:
+            script.write(
+                f'wrk.method = "{scenario.method}"\n'
+                f"wrk.body = {json.dumps(scenario.body)}\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
+    try:
+        command = ["wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(seconds))}s"]
+        command += ["--latency", "--timeout", "10s", "-s", script.name, url + scenario.path]
+        if two_cores():
+            command = ["taskset", "-c", str(CORES[1]), *command]
+        output = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 60, check=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    done = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
+    assert done, output
+    elapsed = float(done[2]) / (1000 if done[3] == "ms" else 1)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return Load(
+        requests=int(done[1]),
+        seconds=elapsed,
+        p50_ms=_wrk_ms(output, "50%"),
+        p99_ms=_wrk_ms(output, "99%"),
+        errors=(int(errors[1]) if errors else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    )
+
+
+def _wrk_ms(output: str, percentile: str) -> float:
+    found = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\b", output)
+    assert found, output
+    return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found[2]]
+
+
+def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
+    """A bounded closed-loop generator: ``connections`` workers until ``seconds`` pass."""
+
+    async def generate() -> Load:
+        latencies: list[float] = []
+        errors = 0
+        connector = aiohttp.TCPConnector(limit=scenario.connections)
+        timeout = aiohttp.ClientTimeout(total=10)
+        headers = {"Content-Type": "application/json"} if scenario.body else {}
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            end = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < end:
+                    sent = time.perf_counter()
+                    try:
+                        async with session.request(
+                            scenario.method, url + scenario.path, data=scenario.body, headers=headers
+                        ) as response:
+                            await response.read()
+                            errors += response.status >= 300
+                    except (aiohttp.ClientError, TimeoutError):
+                        errors += 1
+                    latencies.append((time.perf_counter() - sent) * 1000)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(scenario.connections)))
+            elapsed = time.perf_counter() - started
+        quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+        return Load(len(latencies), elapsed, quantiles[49], quantiles[98], errors)
+
+    return asyncio.run(generate())
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def prepare(workdir: Path, smoke: bool) -> tuple[list[Variant], str]:
+    """Bake the default project and install the variants; returns them and a plain python."""
+    from cookiecutter.main import cookiecutter
+
+    config = workdir / "cookiecutter.yaml"
+    config.write_text(f"cookiecutters_dir: {workdir / 'cc'}\nreplay_dir: {workdir / 'replay'}\n")
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE_ROOT), no_input=True, output_dir=str(workdir), config_file=str(config)
+        )
+    )
+    installs = {"fast": [".[speedups]"], "plain": ["."]}
+    if not smoke:
+        installs |= {"orjson": [".", "orjson>=3.10,<4"], "uvloop": [".", "uvloop>=0.21,<1"]}
+    pythons = {}
+    for name, requirements in installs.items():
+        venv = workdir / f"venv-{name}"
+        uv = [sys.executable, "-m", "uv"]
+        subprocess.run([*uv, "venv", "-q", "--python", sys.executable, venv], check=True)
+        python = str(venv / "bin" / "python")
+        install = [*uv, "pip", "install", "-q", "--python", python, *requirements]
+        if subprocess.run([*install, "--offline"], cwd=project, check=False).returncode:
+            subprocess.run(install, cwd=project, check=True)
+        pythons[name] = python
+    service = ("-m", PACKAGE)
+    variants = [
+        Variant("reference (asyncio, json)", (pythons["plain"], str(HERE / "reference_app.py"))),
+        Variant("generated, default install (uvloop + orjson)", (pythons["fast"], *service)),
+        Variant("generated, no speedups", (pythons["plain"], *service)),
+    ]
+    if not smoke:
+        variants += [
+            Variant("generated, orjson only", (pythons["orjson"], *service)),
+            Variant("generated, uvloop only", (pythons["uvloop"], *service)),
+        ]
+    return variants, pythons["plain"]
+
+
+def measure(variant: Variant, scenario: Scenario, upstream: str, seconds: float, repeat: int) -> Run:
+    load = wrk_load if shutil.which("wrk") else python_load
+    with server(variant, upstream) as (process, url, startup_ms):
+        load(url, scenario, min(1.0, seconds))  # warm-up: imports, connection pool, caches
+        settle(upstream)
+        get_json(upstream + "/__reset", "POST")
+        before, cpu_before = get_json(upstream + "/__stats"), cpu_seconds(process.pid)
+        result = load(url, scenario, seconds)
+        cpu = cpu_seconds(process.pid) - cpu_before
+        after = get_json(upstream + "/__stats")
+        rss = peak_rss_mb(process.pid)
+    requests = max(result.requests, 1)
+    return Run(
+        variant=variant.name,
+        scenario=scenario.name,
+        repeat=repeat,
+        requests=result.requests,
+        requests_per_second=result.requests / result.seconds,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        errors=result.errors,
+        cpu_us_per_request=cpu / requests * 1e6,
+        upstream_connections_per_1000=(after["connections"] - before["connections"])
+        / requests
+        * 1000,
+        upstream_max_in_flight=after["max_in_flight"],
+        peak_rss_mb=rss,
+        startup_ms=startup_ms,
+    )
+
+
+def benchmark(variants: Sequence[Variant], plain_python: str, repeats: int, seconds: float) -> list[Run]:
+    runs = []
+    for scenario in SCENARIOS:
+        with fake_upstream(plain_python, scenario.latency_ms) as upstream:
+            for repeat in range(repeats):
+                # Interleave, and rotate the order so no variant always runs first.
+                order = [*variants[repeat % len(variants) :], *variants[: repeat % len(variants)]]
+                for variant in order:
+                    run = measure(variant, scenario, upstream, seconds, repeat)
+                    runs.append(run)
+                    print(
+                        f"{scenario.name:36} {variant.name:48} {run.requests_per_second:8.0f} req/s"
+                        f" {run.cpu_us_per_request:7.1f} us/req  errors {run.errors}",
+                        flush=True,
+                    )
+    return runs
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def report(runs: list[Run], variants: Sequence[Variant], args: argparse.Namespace, tool: str) -> str:
+    reference = variants[0].name
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `python benchmarks/run.py"
+        + (" --smoke" if args.smoke else "")
+        + f" --repeats {args.repeats} --duration {args.duration:g}`",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}",
+        f"- Load generator: {tool}; server pinned to core 0, load generator and upstream to core 1"
+        if two_cores()
+        else f"- Load generator: {tool}; one core, nothing pinned",
+        "- Figures are medians over the repeats; the CPU ratio is per repeat (generated ÷ reference"
+        " in the same repeat), given as median [min–max].",
+        "",
+    ]
+    for scenario in SCENARIOS:
+        lines += [
+            f"## {scenario.name}",
+            "",
+            "| variant | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs reference | upstream conns"
+            " /1000 req | max in flight upstream | peak RSS MB | start → /health ms | errors |",
+            "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        by_repeat_reference = {
+            run.repeat: run.cpu_us_per_request
+            for run in runs
+            if run.scenario == scenario.name and run.variant == reference
+        }
+        for variant in variants:
+            mine = [r for r in runs if r.scenario == scenario.name and r.variant == variant.name]
+            ratios = [
+                r.cpu_us_per_request / by_repeat_reference[r.repeat]
+                for r in mine
+                if by_repeat_reference.get(r.repeat)
+            ]
+            ratio = (
+                "1 (itself)"
+                if variant.name == reference
+                else f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
+            )
+            lines.append(
+                f"| {variant.name} | {_median(mine, 'requests_per_second'):.0f}"
+                f" | {_median(mine, 'p50_ms'):.2f} | {_median(mine, 'p99_ms'):.2f}"
+                f" | {_median(mine, 'cpu_us_per_request'):.0f} | {ratio}"
+                f" | {_median(mine, 'upstream_connections_per_1000'):.1f}"
+                f" | {max(r.upstream_max_in_flight for r in mine)}"
+                f" | {max(r.peak_rss_mb for r in mine):.1f}"
+                f" | {_median(mine, 'startup_ms'):.0f} | {sum(r.errors for r in mine)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _median(runs: list[Run], name: str) -> float:
+    return statistics.median(getattr(run, name) for run in runs)
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run: checks the harness only")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--duration", type=float, default=None, help="seconds of load per run")
+    parser.add_argument("--output", type=Path, default=None, help="markdown report path")
+    parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.smoke else 3)
+    args.duration = args.duration or (0.5 if args.smoke else 3.0)
+    output = args.output or (None if args.smoke else HERE / "RESULTS.md")
+    if two_cores():
+        pin(os.getpid(), 1)
+    tool = "wrk" if shutil.which("wrk") else "Python aiohttp (wrk not installed)"
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        variants, plain_python = prepare(Path(workdir), args.smoke)
+        runs = benchmark(variants, plain_python, args.repeats, args.duration)
+    text = report(runs, variants, args, tool)
+    print("\n" + text)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(run) for run in runs], indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
