@@ -43,7 +43,7 @@ TEMPLATE_ROOT = HERE.parent
 PACKAGE = "my_async_service"
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
-BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY
+BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY (the reference's too)
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,6 @@ def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[b
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "UPSTREAM_BASE_URL": upstream,
-        "UPSTREAM_CONCURRENCY": str(BATCH_BOUND),
         "LOG_LEVEL": "WARNING",
         **variant.env,
     }
@@ -327,8 +326,10 @@ def prepare(workdir: Path, smoke: bool) -> tuple[list[Variant], str]:
     return variants, pythons["plain"]
 
 
-def measure(variant: Variant, scenario: Scenario, upstream: str, seconds: float, repeat: int) -> Run:
-    load = wrk_load if shutil.which("wrk") else python_load
+def measure(
+    variant: Variant, scenario: Scenario, upstream: str, seconds: float, repeat: int, use_wrk: bool
+) -> Run:
+    load = wrk_load if use_wrk else python_load
     with server(variant, upstream) as (process, url, startup_ms):
         load(url, scenario, min(1.0, seconds))  # warm-up: imports, connection pool, caches
         settle(upstream)
@@ -358,7 +359,9 @@ def measure(variant: Variant, scenario: Scenario, upstream: str, seconds: float,
     )
 
 
-def benchmark(variants: Sequence[Variant], plain_python: str, repeats: int, seconds: float) -> list[Run]:
+def benchmark(
+    variants: Sequence[Variant], plain_python: str, repeats: int, seconds: float, use_wrk: bool
+) -> list[Run]:
     runs = []
     for scenario in SCENARIOS:
         with fake_upstream(plain_python, scenario.latency_ms) as upstream:
@@ -366,7 +369,7 @@ def benchmark(variants: Sequence[Variant], plain_python: str, repeats: int, seco
                 # Interleave, and rotate the order so no variant always runs first.
                 order = [*variants[repeat % len(variants) :], *variants[: repeat % len(variants)]]
                 for variant in order:
-                    run = measure(variant, scenario, upstream, seconds, repeat)
+                    run = measure(variant, scenario, upstream, seconds, repeat, use_wrk)
                     runs.append(run)
                     print(
                         f"{scenario.name:36} {variant.name:48} {run.requests_per_second:8.0f} req/s"
@@ -452,16 +455,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per run")
     parser.add_argument("--output", type=Path, default=None, help="markdown report path")
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
+    parser.add_argument(
+        "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed"
+    )
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.duration = args.duration or (0.5 if args.smoke else 3.0)
     output = args.output or (None if args.smoke else HERE / "RESULTS.md")
     if two_cores():
         pin(os.getpid(), 1)
-    tool = "wrk" if shutil.which("wrk") else "Python aiohttp (wrk not installed)"
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
+    tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         variants, plain_python = prepare(Path(workdir), args.smoke)
-        runs = benchmark(variants, plain_python, args.repeats, args.duration)
+        runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk)
     text = report(runs, variants, args, tool)
     print("\n" + text)
     if output is not None:

@@ -34,7 +34,7 @@ class Settings:
     upstream_connect_timeout: float = 3.0
     upstream_retries: int = 2
     upstream_retry_backoff: float = 0.1
-    upstream_concurrency: int = 10
+    upstream_concurrency: int = 50
     upstream_pool_size: int = 100
     upstream_max_response_bytes: int = 1024 * 1024
     circuit_breaker_threshold: int = 0

@@ -1,0 +1,50 @@
+"""The benchmark harness works end to end (it says nothing about speed: see benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE_ROOT, run
+
+SCENARIOS = 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loadgen", ["python"])
+def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loadgen: str) -> None:
+    results = tmp_path / "runs.json"
+    report = tmp_path / "report.md"
+
+    run(
+        [
+            sys.executable,
+            TEMPLATE_ROOT / "benchmarks" / "run.py",
+            "--smoke",
+            "--loadgen",
+            loadgen,
+            "--json",
+            results,
+            "--output",
+            report,
+        ],
+        TEMPLATE_ROOT,
+        timeout=300,
+    )
+
+    runs = json.loads(results.read_text())
+    variants = {entry["variant"] for entry in runs}
+    assert len(variants) == 3 and any(name.startswith("reference") for name in variants)
+    assert len(runs) == SCENARIOS * len(variants)
+    for entry in runs:
+        assert entry["requests"] > 0, entry
+        assert entry["errors"] == 0, entry
+        assert entry["cpu_us_per_request"] > 0, entry
+        assert 0 < entry["startup_ms"] < 10_000, entry
+        assert entry["peak_rss_mb"] > 0, entry
+    batches = [entry for entry in runs if entry["scenario"].startswith("POST batch")]
+    assert all(0 < entry["upstream_max_in_flight"] <= 50 for entry in batches)
+    assert all(entry["p50_ms"] >= 50 for entry in batches)  # it did wait for the upstream
+    assert report.read_text().count("| reference") == SCENARIOS
