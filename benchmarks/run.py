@@ -360,10 +360,15 @@ def measure(
 
 
 def benchmark(
-    variants: Sequence[Variant], plain_python: str, repeats: int, seconds: float, use_wrk: bool
+    variants: Sequence[Variant],
+    plain_python: str,
+    repeats: int,
+    seconds: float,
+    use_wrk: bool,
+    scenarios: Sequence[Scenario],
 ) -> list[Run]:
     runs = []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         with fake_upstream(plain_python, scenario.latency_ms) as upstream:
             for repeat in range(repeats):
                 # Interleave, and rotate the order so no variant always runs first.
@@ -382,7 +387,13 @@ def benchmark(
 # --- the report ------------------------------------------------------------------------------
 
 
-def report(runs: list[Run], variants: Sequence[Variant], args: argparse.Namespace, tool: str) -> str:
+def report(
+    runs: list[Run],
+    variants: Sequence[Variant],
+    scenarios: Sequence[Scenario],
+    args: argparse.Namespace,
+    tool: str,
+) -> str:
     reference = variants[0].name
     lines = [
         "# Benchmark results",
@@ -399,7 +410,7 @@ def report(runs: list[Run], variants: Sequence[Variant], args: argparse.Namespac
         " in the same repeat), given as median [min–max].",
         "",
     ]
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         lines += [
             f"## {scenario.name}",
             "",
@@ -454,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per run")
     parser.add_argument("--output", type=Path, default=None, help="markdown report path")
+    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
     parser.add_argument(
         "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed"
@@ -461,15 +473,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.duration = args.duration or (0.5 if args.smoke else 3.0)
-    output = args.output or (None if args.smoke else HERE / "RESULTS.md")
+    output = args.output or (None if args.smoke or args.only else HERE / "RESULTS.md")
     if two_cores():
         pin(os.getpid(), 1)
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         variants, plain_python = prepare(Path(workdir), args.smoke)
-        runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk)
-    text = report(runs, variants, args, tool)
+        scenarios = [scenario for scenario in SCENARIOS if args.only in scenario.name]
+        runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk, scenarios)
+    text = report(runs, variants, scenarios, args, tool)
     print("\n" + text)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")

@@ -11,9 +11,11 @@ import functools
 import glob
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,42 @@ def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.Comp
         )
 
     return cookiecutter_cli
+
+
+FAKE_UPSTREAM = Path(__file__).parent / "support" / "fake_upstream_server.py"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> int:
+    """Signal a process we started, by pid; wait (bounded); kill it if it will not stop."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return process.returncode
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    """A misbehaving upstream API in its own process (see support/fake_upstream_server.py)."""
+    process = subprocess.Popen(
+        [sys.executable, FAKE_UPSTREAM], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -11,7 +11,6 @@ is covered by the option-matrix tests and is left out here for time.
 from __future__ import annotations
 
 import keyword
-import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,9 +23,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Bake, Install
+from conftest import Bake, Install, free_port, stop
 
-FAKE_UPSTREAM = Path(__file__).parent / "support" / "fake_upstream_server.py"
 PACKAGE = "my_async_service"
 SERVICE_ENV = {
     "HOST": "127.0.0.1",
@@ -75,43 +73,9 @@ class Service:
         return self.request("POST", path, payload, {"Content-Type": "application/json"})
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> int:
-    """Signal the process by pid, wait (bounded), kill it if it would not stop."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            return process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    return process.returncode
-
-
 @pytest.fixture(scope="module")
 def service_python(bake: Bake, install: Install) -> Path:
     return install(bake(), "3.11")
-
-
-@pytest.fixture
-def upstream() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, FAKE_UPSTREAM], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def upstream_stats(upstream_url: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ it without it being threaded through each call.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -22,4 +22,4 @@ def accept_or_generate(candidate: str | None) -> str:
     """The caller's id if it is safe to reuse, else a fresh random one."""
     if candidate and len(candidate) <= MAX_LENGTH and _ACCEPTED.fullmatch(candidate):
         return candidate
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 128 random bits, like uuid4, at a fraction of the cost

@@ -1,0 +1,74 @@
+"""Multi-core: the generated app runs on several gunicorn aiohttp workers, answers, and stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import Bake, Install, free_port, run, stop
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gunicorn")]
+
+
+def get(url: str) -> tuple[int, object]:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+def test_two_workers_serve_and_stop_cleanly_on_sigterm(
+    bake: Bake, install: Install, upstream: str, tmp_path: Path
+) -> None:
+    project = bake()
+    python = install(project, "3.11")
+    uv_pip = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
+    run([*uv_pip, "-e", ".[gunicorn]"], project)
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as log_file:
+        master = subprocess.Popen(
+            [
+                python.parent / "gunicorn",
+                "my_async_service.app:app_factory",
+                "--worker-class",
+                "aiohttp.GunicornWebWorker",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                "--graceful-timeout",
+                "10",
+            ],
+            cwd=project,
+            env={**os.environ, "UPSTREAM_BASE_URL": upstream, "LOG_FORMAT": "json"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert master.poll() is None, log.read_text()
+            try:
+                health = get(f"http://127.0.0.1:{port}/health")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        workers = run(["pgrep", "-P", str(master.pid)], tmp_path).stdout.split()
+
+        assert health == (200, {"status": "ok"})
+        assert get(f"http://127.0.0.1:{port}/api/items/ok-3") == (200, {"id": "ok-3"})
+        assert len(workers) == 2
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(timeout=30) == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        stop(master)
