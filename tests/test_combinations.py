@@ -211,6 +211,9 @@ def test_dockerfile_uses_the_minimum_python(baked: Baked) -> None:
         return
     dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
     assert f"PYTHON_VERSION={baked.answers['python_version']}" in dockerfile
+    assert "\nUSER app\n" in dockerfile  # never runs as root
+    assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
+    assert f'CMD ["python", "-m", "{baked.package}"]' in dockerfile
 
 
 @pytest.mark.slow

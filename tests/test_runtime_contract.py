@@ -7,6 +7,7 @@ Everything listens on 127.0.0.1, every wait is bounded, and every process is sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -156,6 +157,7 @@ def test_upstream_failures_map_to_json_errors_and_the_service_stays_up(
     assert response.status == status
     assert set(response.body) == {"error"}
     assert service.get("/api/items/ok-1").status == 200
+    assert "oops" not in service.log.read_text()  # upstream bodies never reach the logs
 
 
 def test_server_errors_are_retried_up_to_the_cap(service: Service, upstream: str) -> None:
@@ -409,3 +411,29 @@ def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
         time.sleep(0.1)
     assert open_fds(pid) <= fds_before + 20  # at most the idle keep-alive pool remains
     assert service.get("/health").status == 200
+
+
+def test_shutdown_drain_is_bounded_by_shutdown_timeout(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    with running_service(
+        service_python, tmp_path, upstream, UPSTREAM_TIMEOUT="60", SHUTDOWN_TIMEOUT="1"
+    ) as service:
+
+        async def scenario() -> float:
+            async with aiohttp.ClientSession(service.url) as session:
+                stuck = asyncio.create_task(session.get("/api/items/hang"))
+                while not upstream_stats(upstream)["paths"]:
+                    await asyncio.sleep(0.02)
+                started = time.monotonic()
+                service.process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(service.process.wait, 30)
+                stuck.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+                    await stuck
+                return time.monotonic() - started
+
+        drain_seconds = asyncio.run(scenario())
+
+    assert service.process.returncode == 0
+    assert drain_seconds < 1 + 3  # SHUTDOWN_TIMEOUT plus slack, far below the 60 s hang
