@@ -8,6 +8,7 @@ requests in flight at once; ``POST /__reset`` zeroes the request counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from aiohttp import web
@@ -28,7 +29,9 @@ class Upstream:
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
-            return web.json_response({"id": request.match_info["item_id"], "name": "benchmark item"})
+            return web.json_response(
+                {"id": request.match_info["item_id"], "name": "benchmark item"}
+            )
         finally:
             self.in_flight -= 1
 
@@ -69,7 +72,5 @@ async def serve(latency_ms: float) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))
-    except KeyboardInterrupt:
-        pass

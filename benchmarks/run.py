@@ -268,7 +268,10 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
                     sent = time.perf_counter()
                     try:
                         async with session.request(
-                            scenario.method, url + scenario.path, data=scenario.body, headers=headers
+                            scenario.method,
+                            url + scenario.path,
+                            data=scenario.body,
+                            headers=headers,
                         ) as response:
                             await response.read()
                             errors += response.status >= 300
@@ -468,7 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
     parser.add_argument(
-        "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed"
+        "--loadgen",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="auto: wrk if installed",
     )
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)

@@ -150,7 +150,8 @@ RULES: list[tuple[str, str, Callable[[object], bool], str]] = [
          + ", ".join(TEMPLATE_MARKERS) + ")")
         for name in TEXT_VARIABLES
     ),
-    ("project_name", "project_name", matches(r".*\w.*"), "a name with at least one letter or digit"),
+    ("project_name", "project_name", matches(r".*\w.*"),
+     "a name with at least one letter or digit"),
     ("project_slug", "project_slug", matches(SLUG),
      f"lowercase letters, digits and single dashes, starting with a letter ({SLUG})"),
     ("package_name", "package_name", is_free_package_name,

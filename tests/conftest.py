@@ -22,8 +22,15 @@ from typing import Any
 import pytest
 import uv
 from cookiecutter.main import cookiecutter
+from hypothesis import settings as hypothesis_settings
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+
+# On CI the property tests draw the same examples every run, so a landing never depends on luck;
+# locally they explore new examples each time.
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 # What the generated README tells people to install.
 INSTALL_TARGET = ".[dev,speedups]"
 

@@ -180,10 +180,22 @@ def test_odd_characters_still_give_a_project_that_passes_its_checks(
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
 
 
-printable_line = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
-    min_size=1,
-    max_size=40,
+# Printable text (str.isprintable: no control, format, private-use, unassigned or separator
+# characters but the plain space), without braces: cookiecutter renders each answer as a
+# template before the hooks see it. Drawn directly, so hypothesis filters almost nothing.
+printable_line = (
+    st.text(
+        alphabet=st.characters(
+            codec="utf-8",
+            exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"),
+            include_characters=" ",
+            exclude_characters="{}",
+        ),
+        min_size=1,
+        max_size=40,
+    )
+    .map(str.strip)
+    .filter(bool)
 )
 
 
@@ -195,10 +207,7 @@ def test_any_printable_text_round_trips_through_pyproject(
     bake: Bake, description: str, author_name: str
 ) -> None:
     for text in (description, author_name):
-        # cookiecutter renders each answer as a template before the hooks see it.
-        assume(
-            text.isprintable() and text.strip() == text and not any(m in text for m in ("{", "}"))
-        )
+        assume(text.isprintable())  # a few code points the alphabet lets through
     project = bake(description=description, author_name=author_name)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["description"] == description

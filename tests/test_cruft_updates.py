@@ -151,7 +151,11 @@ def test_update_brings_template_changes_and_keeps_user_edits(
 ) -> None:
     project = create(template, tmp_path / "out")
     package = project / "src" / "my_async_service"
-    edit(package / "handlers.py", '_HEALTHY = {"status": "ok"}', '_HEALTHY = {"status": "ok"}  # mine')
+    edit(
+        package / "handlers.py",
+        '_HEALTHY = {"status": "ok"}',
+        '_HEALTHY = {"status": "ok"}  # mine',
+    )
     (package / "extra.py").write_text('"""A module of the user\'s own."""\n', encoding="utf-8")
     commit_all(project, "User edits")
     edit(

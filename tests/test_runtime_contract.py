@@ -54,7 +54,11 @@ class Service:
     log: Path
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         request = urllib.request.Request(
             self.url + path, data=body, method=method, headers=headers or {}
@@ -94,7 +98,13 @@ def running_service(
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [python, "-m", PACKAGE],
-            env={**os.environ, **SERVICE_ENV, "PORT": str(port), "UPSTREAM_BASE_URL": upstream_url, **env},
+            env={
+                **os.environ,
+                **SERVICE_ENV,
+                "PORT": str(port),
+                "UPSTREAM_BASE_URL": upstream_url,
+                **env,
+            },
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -239,7 +249,9 @@ def test_oversized_body_is_413(service: Service) -> None:
 
 
 def test_body_without_json_content_type_is_415(service: Service) -> None:
-    response = service.request("POST", "/api/items/batch", b'{"ids": ["1"]}', {"Content-Type": "text/plain"})
+    response = service.request(
+        "POST", "/api/items/batch", b'{"ids": ["1"]}', {"Content-Type": "text/plain"}
+    )
 
     assert response.status == 415
 
@@ -285,7 +297,9 @@ def test_unknown_route_and_wrong_method_are_json(service: Service) -> None:
     ],
     ids=["huge-header", "unknown-method", "not-http"],
 )
-def test_malformed_http_is_400_and_the_service_stays_up(service: Service, raw_request: bytes) -> None:
+def test_malformed_http_is_400_and_the_service_stays_up(
+    service: Service, raw_request: bytes
+) -> None:
     # aiohttp's parser refuses these before any middleware runs: a plain-text 400.
     host, port = service.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:
@@ -301,7 +315,9 @@ def test_request_id_is_echoed_sent_upstream_and_logged(service: Service, upstrea
 
     assert response.headers["X-Request-ID"] == "e2e-trace-1"
     assert upstream_stats(upstream)["request_ids"] == ["e2e-trace-1"]
-    log_lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
+    log_lines = [
+        json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")
+    ]
     assert any(line["request_id"] == "e2e-trace-1" for line in log_lines)
 
 
@@ -382,7 +398,9 @@ def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
         gate = asyncio.Semaphore(LOAD_CONCURRENCY)
         connector = aiohttp.TCPConnector(limit=LOAD_CONCURRENCY)
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(service.url, connector=connector, timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            service.url, connector=connector, timeout=timeout
+        ) as session:
 
             async def one(n: int) -> None:
                 nonlocal failures
