@@ -353,7 +353,8 @@ def measure(
         p99_ms=result.p99_ms,
         errors=result.errors,
         cpu_us_per_request=cpu / requests * 1e6,
-        upstream_connections_per_1000=(after["connections"] - before["connections"])
+        # Minus one: the /__stats request that read `after` came on a connection of its own.
+        upstream_connections_per_1000=(after["connections"] - before["connections"] - 1)
         / requests
         * 1000,
         upstream_max_in_flight=after["max_in_flight"],
