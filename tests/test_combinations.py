@@ -111,6 +111,7 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         ".pre-commit-config.yaml": answers["use_pre_commit"],
         ".github": answers["ci_provider"] == "github",
         ".github/workflows/ci.yml": answers["ci_provider"] == "github",
+        ".github/dependabot.yml": answers["ci_provider"] == "github",
         ".gitlab-ci.yml": answers["ci_provider"] == "gitlab",
     }
     assert always <= baked.files, f"missing: {sorted(always - baked.files)}"
@@ -154,11 +155,16 @@ def test_ci_config_matches_its_schema(baked: Baked) -> None:
         assert not (baked.path / ".github").exists()
         assert not (baked.path / ".gitlab-ci.yml").exists()
         return
-    schema, file = {
-        "github": ("vendor.github-workflows", ".github/workflows/ci.yml"),
-        "gitlab": ("vendor.gitlab-ci", ".gitlab-ci.yml"),
+    checks = {
+        "github": [
+            ("vendor.github-workflows", ".github/workflows/ci.yml"),
+            ("vendor.dependabot", ".github/dependabot.yml"),
+        ],
+        "gitlab": [("vendor.gitlab-ci", ".gitlab-ci.yml")],
     }[provider]
-    run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, file], baked.path)
+    for schema, file in checks:
+        command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, file]
+        run(command, baked.path)
 
 
 def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
