@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,21 @@ def python_at_least(minimum: str) -> str | None:
     if sys.executable in new_enough:
         return sys.executable
     return min(new_enough, key=lambda path: versions[path] or (0, 0), default=None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contained_temp_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """cookiecutter 2.7 leaves each rendered hook script in the temp dir: keep them in
+    pytest's own (pruned) tmp tree, for this process and the tools it starts."""
+    contained = str(tmp_path_factory.mktemp("tmp"))
+    previous_env, previous_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = contained, contained
+    yield
+    tempfile.tempdir = previous_dir
+    if previous_env is None:
+        del os.environ["TMPDIR"]
+    else:
+        os.environ["TMPDIR"] = previous_env
 
 
 @pytest.fixture(scope="session")
