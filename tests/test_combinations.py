@@ -238,5 +238,10 @@ def test_mypy_strict_passes(baked: Baked, venv_python: Path) -> None:
 
 
 @pytest.mark.slow
-def test_own_test_suite_passes(baked: Baked, venv_python: Path) -> None:
-    run([venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked.path)
+def test_own_test_suite_passes_with_the_ci_coverage_gate(baked: Baked, venv_python: Path) -> None:
+    # Exactly the generated CI's test steps; `coverage report` enforces fail_under.
+    run(
+        [venv_python, "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        baked.path,
+    )
+    run([venv_python, "-m", "coverage", "report"], baked.path)
