@@ -134,6 +134,7 @@ async def test_bad_batch_bodies_are_400(client: Client, upstream: AsyncMock, bod
     )
 
     assert response.status == 400
+    assert response.reason == "Bad Request"  # the detail goes in the body, not the status line
     assert "error" in await response.json()
     upstream.get_item.assert_not_awaited()
 
@@ -142,7 +143,8 @@ async def test_batch_without_json_content_type_is_415(client: Client) -> None:
     response = await client.post("/api/items/batch", data=b'{"ids": ["1"]}')
 
     assert response.status == 415
-    assert "error" in await response.json()
+    assert response.reason == "Unsupported Media Type"
+    assert await response.json() == {"error": "expected Content-Type: application/json"}
 
 
 async def test_oversized_body_is_413(client: Client) -> None:

@@ -28,11 +28,11 @@ async def get_item(request: web.Request) -> web.Response:
 async def get_items_batch(request: web.Request) -> web.Response:
     """Many items at once, in input order, with per-item errors inline."""
     if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(reason="expected Content-Type: application/json")
+        raise validation.UnsupportedMediaTypeError("expected Content-Type: application/json")
     try:
         body = loads(await request.read())
     except ValueError:
-        raise validation.InvalidRequest("request body is not valid JSON") from None
+        raise validation.InvalidRequestError("request body is not valid JSON") from None
     item_ids = validation.batch_ids(body)
     results = await fetch_all(
         request.app[UPSTREAM].get_item, item_ids, request.app[SETTINGS].upstream_concurrency

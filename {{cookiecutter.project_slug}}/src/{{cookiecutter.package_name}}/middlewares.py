@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 from . import request_ids
 from .errors import UpstreamError
 from .responses import error_response
+from .validation import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ async def request_id(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn HTTP errors, upstream failures and bugs into ``{"error": ...}`` responses."""
+    """Turn HTTP errors, invalid requests, upstream failures and bugs into ``{"error": ...}``."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -37,6 +38,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, exc.reason, headers=headers)
+    except InvalidRequestError as exc:
+        return error_response(exc.status, str(exc))
     except UpstreamError as exc:
         logger.warning("upstream call failed: %s %r -> %s", request.method, request.path, exc)
         return error_response(exc.status, str(exc))

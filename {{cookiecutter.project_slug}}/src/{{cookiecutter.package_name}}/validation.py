@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
-
 from .jsonlib import JSONValue
 
 MAX_BATCH_SIZE = 100
@@ -13,29 +11,34 @@ MAX_BATCH_SIZE = 100
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
 
 
-class InvalidRequest(web.HTTPBadRequest):
-    """A request the service understood but will not serve as sent."""
+class InvalidRequestError(ValueError):
+    """A request the service understood but will not serve as sent (400, message as JSON)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(reason=message)
+    status = 400
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The body is not in a format this route accepts."""
+
+    status = 415
 
 
 def item_id(raw: str) -> str:
-    """Return ``raw`` if it is a valid item id, else raise InvalidRequest."""
+    """Return ``raw`` if it is a valid item id, else raise InvalidRequestError."""
     if not _ITEM_ID.fullmatch(raw) or ".." in raw:
-        raise InvalidRequest("item_id must be 1-128 letters, digits, '.', '_', '~' or '-'")
+        raise InvalidRequestError("item_id must be 1-128 letters, digits, '.', '_', '~' or '-'")
     return raw
 
 
 def batch_ids(body: JSONValue) -> list[str]:
     """The ``ids`` of a batch request: 1 to MAX_BATCH_SIZE valid item ids (strings or integers)."""
     if not isinstance(body, dict) or not isinstance(ids := body.get("ids"), list):
-        raise InvalidRequest('expected a JSON object like {"ids": ["1", "2"]}')
+        raise InvalidRequestError('expected a JSON object like {"ids": ["1", "2"]}')
     if not 1 <= len(ids) <= MAX_BATCH_SIZE:
-        raise InvalidRequest(f"ids must hold 1 to {MAX_BATCH_SIZE} item ids")
+        raise InvalidRequestError(f"ids must hold 1 to {MAX_BATCH_SIZE} item ids")
     result = []
     for raw in ids:
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            raise InvalidRequest("every id must be a string or an integer")
+            raise InvalidRequestError("every id must be a string or an integer")
         result.append(item_id(str(raw)))
     return result
