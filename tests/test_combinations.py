@@ -179,7 +179,7 @@ def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
         versions = config["test"]["parallel"]["matrix"][0]["PYTHON_VERSION"]
     else:
         readme = (baked.path / "README.md").read_text(encoding="utf-8")
-        assert "none configured" in readme
+        assert "No CI is configured" in readme
         return
     assert versions == baked.newer_pythons
 
