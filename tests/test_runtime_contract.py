@@ -380,8 +380,30 @@ LOAD_CONCURRENCY = 100
 LOAD_MIX = [("ok-{n}", 200), ("missing", 404), ("ok-{n}", 200), ("boom", 502)]
 
 
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+@dataclass(frozen=True)
+class FdCensus:
+    """A process's open file descriptors, with its sockets to the upstream counted apart."""
+
+    upstream_sockets: int
+    other: int
+
+
+def fd_census(pid: int, upstream_url: str) -> FdCensus:
+    """Read /proc: which of ``pid``'s descriptors are TCP sockets connected to the upstream."""
+    upstream_port = int(upstream_url.rsplit(":", 1)[1])
+    to_upstream: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == upstream_port:
+                    to_upstream.add(f"socket:[{fields[9]}]")
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed while we looked
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    upstream_sockets = sum(target in to_upstream for target in targets)
+    return FdCensus(upstream_sockets, len(targets) - upstream_sockets)
 
 
 def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
@@ -389,7 +411,7 @@ def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
 ) -> None:
     pid = service.process.pid
     assert service.get("/api/items/ok-warmup").status == 200
-    fds_before = open_fds(pid)
+    fds_before = fd_census(pid, upstream)
     connections_before = upstream_stats(upstream)["connections"]
 
     async def burst() -> tuple[dict[tuple[int, int], int], int]:
@@ -424,10 +446,15 @@ def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
     assert sum(outcomes.values()) == LOAD_REQUESTS
     # Upstream connections come from the bounded pool (UPSTREAM_POOL_SIZE=20) and are reused.
     assert upstream_stats(upstream)["connections"] - connections_before <= 20
+    # Every descriptor but the idle keep-alive pool to the upstream is back to its baseline
+    # once the load's inbound connections have closed; the pool stays within its bound.
     deadline = time.monotonic() + 5
-    while open_fds(pid) > fds_before + 20 and time.monotonic() < deadline:
+    while fd_census(pid, upstream).other != fds_before.other and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert open_fds(pid) <= fds_before + 20  # at most the idle keep-alive pool remains
+    fds_after = fd_census(pid, upstream)
+    assert fds_after.other == fds_before.other, (fds_before, fds_after)
+    assert fds_before.upstream_sockets >= 1  # the census does see the warm-up's connection
+    assert fds_after.upstream_sockets <= 20
     assert service.get("/health").status == 200
 
 
