@@ -77,7 +77,7 @@ async def test_non_transient_server_error_is_not_retried(
     assert len(fake_upstream.requests) == 1
 
 
-async def test_retry_after_header_is_honoured(
+async def test_rate_limited_answer_is_retried(
     fake_upstream: FakeUpstream,
     upstream_client: {{ cookiecutter.__upstream_class }},
 ) -> None:

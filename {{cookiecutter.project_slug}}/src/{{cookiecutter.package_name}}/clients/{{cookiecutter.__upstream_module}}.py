@@ -61,8 +61,10 @@ _RETRYABLE_ERRORS = (_RetryableStatusError, aiohttp.ClientConnectionError, Timeo
 class {{ cookiecutter.__upstream_class }}:
     """Calls the upstream API at ``base_url`` through one shared ``ClientSession``.
 
-    Retries (tenacity: exponential backoff with full jitter, ``Retry-After`` honoured) cover
-    idempotent GETs only, and the whole call, retries included, fits in ``timeout`` seconds.
+    Retries (exponential backoff with full jitter, ``Retry-After`` honoured) cover idempotent
+    GETs only, and the whole call, retries included, fits in ``timeout`` seconds. They use
+    tenacity rather than a hand-written loop because its stop and wait rules compose (attempt
+    cap or time budget; jittered backoff or the server's delay) and are tested upstream.
     """
 
     def __init__(
