@@ -321,15 +321,26 @@ def test_malformed_http_is_400_and_the_service_stays_up(
     assert service.get("/health").status == 200
 
 
-def test_request_id_is_echoed_sent_upstream_and_logged(service: Service, upstream: str) -> None:
-    response = service.get("/api/items/missing", **{"X-Request-ID": "e2e-trace-1"})
+def test_request_id_is_echoed_sent_upstream_and_in_every_log_line_of_the_request(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    with running_service(service_python, tmp_path, upstream, ACCESS_LOG="true") as service:
+        response = service.get("/api/items/boom", **{"X-Request-ID": "e2e-trace-1"})
+        service.get("/api/items/ok-2")  # another request, whose lines must not carry the id
+        log_text = service.log.read_text()
 
     assert response.headers["X-Request-ID"] == "e2e-trace-1"
-    assert upstream_stats(upstream)["request_ids"] == ["e2e-trace-1"]
-    log_lines = [
-        json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")
-    ]
-    assert any(line["request_id"] == "e2e-trace-1" for line in log_lines)
+    # Each of the three attempts (UPSTREAM_RETRIES=2) passed the id on.
+    assert upstream_stats(upstream)["request_ids"][:3] == ["e2e-trace-1"] * 3
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    of_the_request = [line for line in lines if "/api/items/boom" in line["message"]]
+    # The upstream-failure warning and the access line, both stamped with the caller's id.
+    assert {line["logger"] for line in of_the_request} >= {"aiohttp.access"}
+    assert len(of_the_request) >= 2
+    assert all(line["request_id"] == "e2e-trace-1" for line in of_the_request)
+    other_ids = {line["request_id"] for line in lines if "/api/items/ok-2" in line["message"]}
+    assert len(other_ids) == 1
+    assert other_ids.isdisjoint({"e2e-trace-1", "-"})  # a generated id of its own
 
 
 def test_circuit_breaker_fails_fast_once_open(

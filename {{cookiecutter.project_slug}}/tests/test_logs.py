@@ -38,6 +38,27 @@ def test_outside_a_request_the_id_is_a_dash() -> None:
     assert getattr(record, "request_id", None) == "-"
 
 
+def test_a_record_that_names_its_request_keeps_that_id() -> None:
+    record = make_record("access line")
+    record.request_id = "from-the-response"
+    token = request_ids.current.set("other")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_ids.current.reset(token)
+
+    assert getattr(record, "request_id", None) == "from-the-response"
+
+
+def test_json_lines_carry_the_access_logs_http_fields() -> None:
+    record = make_record("access line")
+    record.http = {"method": "GET", "path": "/health", "status": 200}
+
+    entry = json.loads(JsonFormatter().format(record))
+
+    assert entry["http"] == {"method": "GET", "path": "/health", "status": 200}
+
+
 def test_json_lines_hold_level_message_and_request_id() -> None:
     record = make_record('quote " and \\ newline \n end')
     record.request_id = "abc-1"

@@ -13,7 +13,6 @@ from .logs import configure_logging
 from .settings import Settings, SettingsError
 
 EXIT_BAD_SETTINGS = 2
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-ID}o"'
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -40,7 +39,6 @@ def main() -> int:
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        access_log_format=ACCESS_LOG_FORMAT,
         print=lambda message: logging.getLogger(__package__).info("%s", message),
         loop=new_event_loop(),
     )

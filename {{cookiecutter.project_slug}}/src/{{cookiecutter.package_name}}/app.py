@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
 from .handlers import add_routes
 from .keys import SETTINGS, UPSTREAM
@@ -24,6 +25,8 @@ def create_app(
     app = web.Application(
         middlewares=[request_id, json_errors],
         client_max_size=settings.max_body_bytes,
+        # Applies however the app is served: ``python -m``, gunicorn or the test client.
+        handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
     if upstream is None:

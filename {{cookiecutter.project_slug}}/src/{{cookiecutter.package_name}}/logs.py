@@ -17,10 +17,14 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamp each record with the current request id ("-" outside a request)."""
+    """Stamp each record with the current request id ("-" outside a request).
+
+    A record that already names its request (the access log's does) keeps that id.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_ids.current.get()
+        if not getattr(record, "request_id", None):
+            record.request_id = request_ids.current.get()
         return True
 
 
@@ -35,6 +39,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        http = getattr(record, "http", None)
+        if http is not None:
+            entry["http"] = http
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return dumps(entry).decode()
