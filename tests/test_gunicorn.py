@@ -51,6 +51,8 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
                 "--no-control-socket",
                 "--graceful-timeout",
                 "10",
+                "--access-logfile",
+                "-",
             ],
             cwd=project,
             env={**os.environ, "UPSTREAM_BASE_URL": upstream, "LOG_FORMAT": "json"},
@@ -72,10 +74,14 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
             time.sleep(0.1)  # the first worker may answer before the second has booted
 
         assert health == (200, {"status": "ok"})
-        assert get(f"http://127.0.0.1:{port}/api/items/ok-3") == (200, {"id": "ok-3"})
+        assert get(f"http://127.0.0.1:{port}/api/items/ok-3?token=t0p") == (200, {"id": "ok-3"})
         assert len(workers) == 2
         master.send_signal(signal.SIGTERM)
         assert master.wait(timeout=30) == 0
-        assert "Traceback" not in log.read_text()
+        output = log.read_text()
+        assert "Traceback" not in output
+        # The app's access logger also serves gunicorn's access log, query string left out.
+        assert '"GET /api/items/ok-3" 200' in output
+        assert "t0p" not in output
     finally:
         stop(master)
