@@ -327,7 +327,8 @@ def test_request_id_is_echoed_sent_upstream_and_in_every_log_line_of_the_request
     with running_service(service_python, tmp_path, upstream, ACCESS_LOG="true") as service:
         response = service.get("/api/items/boom", **{"X-Request-ID": "e2e-trace-1"})
         service.get("/api/items/ok-2")  # another request, whose lines must not carry the id
-        log_text = service.log.read_text()
+    # Read once the service has stopped: the access line is written just after the response.
+    log_text = service.log.read_text()
 
     assert response.headers["X-Request-ID"] == "e2e-trace-1"
     # Each of the three attempts (UPSTREAM_RETRIES=2) passed the id on.
