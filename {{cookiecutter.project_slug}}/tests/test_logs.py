@@ -19,13 +19,19 @@ def make_record(message: str) -> logging.LogRecord:
     return logging.LogRecord("svc", logging.WARNING, __file__, 1, message, None, None)
 
 
-def test_records_are_stamped_with_the_current_request_id() -> None:
-    record = make_record("hello")
-    token = request_ids.current.set("abc-1")
+def filter_during_request(record: logging.LogRecord, current_id: str) -> None:
+    """Run the filter as it runs while the request ``current_id`` is being handled."""
+    token = request_ids.current.set(current_id)
     try:
         RequestIdFilter().filter(record)
     finally:
         request_ids.current.reset(token)
+
+
+def test_records_are_stamped_with_the_current_request_id() -> None:
+    record = make_record("hello")
+
+    filter_during_request(record, "abc-1")
 
     assert getattr(record, "request_id", None) == "abc-1"
 
@@ -41,11 +47,8 @@ def test_outside_a_request_the_id_is_a_dash() -> None:
 def test_a_record_that_names_its_request_keeps_that_id() -> None:
     record = make_record("access line")
     record.request_id = "from-the-response"
-    token = request_ids.current.set("other")
-    try:
-        RequestIdFilter().filter(record)
-    finally:
-        request_ids.current.reset(token)
+
+    filter_during_request(record, "other")
 
     assert getattr(record, "request_id", None) == "from-the-response"
 

@@ -23,25 +23,22 @@ class AccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = request.rel_url.raw_path  # percent-encoded: a crafted path cannot forge a line
+        http = {
+            "method": request.method,
+            "path": request.rel_url.raw_path,  # percent-encoded: a crafted path cannot forge a line
+            "status": response.status,
+            "bytes": response.body_length,
+            "seconds": round(time, 6),
+        }
         self.logger.info(
             '%s "%s %s" %d %d %.3fs',
             request.remote or "-",
-            request.method,
-            path,
-            response.status,
-            response.body_length,
+            http["method"],
+            http["path"],
+            http["status"],
+            http["bytes"],
             time,
-            extra={
-                "request_id": response.headers.get(request_ids.HEADER, "-"),
-                "http": {
-                    "method": request.method,
-                    "path": path,
-                    "status": response.status,
-                    "bytes": response.body_length,
-                    "seconds": round(time, 6),
-                },
-            },
+            extra={"request_id": response.headers.get(request_ids.HEADER, "-"), "http": http},
         )
 
     @property
