@@ -7,6 +7,7 @@ the xdist_group mark keeps a combination's tests on one worker under ``--dist lo
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
 import tomllib
@@ -16,6 +17,15 @@ from typing import Any
 
 import pytest
 import yaml
+from ci_tools import (
+    ACTION_RELEASES,
+    action_pins,
+    actionlint,
+    gitlab_ci_local,
+    hadolint,
+    newest_release,
+    zizmor,
+)
 from conftest import Bake, Install, run
 from matrix import COMBINATIONS, OPTIONS, combination_id
 from slugify import slugify
@@ -167,6 +177,68 @@ def test_ci_config_matches_its_schema(baked: Baked) -> None:
         run(command, baked.path)
 
 
+def test_github_workflows_pass_actionlint_with_shellcheck(baked: Baked) -> None:
+    if baked.answers["ci_provider"] != "github":
+        return
+    workflows = sorted((baked.path / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    result = actionlint(baked.path, workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_config_has_no_zizmor_findings(baked: Baked) -> None:
+    if baked.answers["ci_provider"] != "github":
+        return
+    result = zizmor(baked.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout + result.stderr
+
+
+def test_github_actions_are_pinned_to_their_newest_release_commits(baked: Baked) -> None:
+    if baked.answers["ci_provider"] != "github":
+        return
+    pins = action_pins(baked.path / ".github/workflows/ci.yml")
+    assert {action for action, _, _ in pins} == set(ACTION_RELEASES)
+    for action, sha, version in pins:
+        assert version == newest_release(action), f"{action} is not on its newest release"
+        assert ACTION_RELEASES[action][version] == sha, f"{action} {version} is not {sha}"
+
+
+def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_path: Path) -> None:
+    if baked.answers["ci_provider"] != "gitlab":
+        return
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".gitlab-ci.yml").write_bytes((baked.path / ".gitlab-ci.yml").read_bytes())
+    run(["git", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+    run(["git", *identity, "commit", "-q", "-m", "CI"], repo)
+    jobs = json.loads(gitlab_ci_local(repo, "--list-json").stdout)
+    created = {job["name"] for job in jobs if job["when"] != "never"}
+    matrix = {f"test: [{version}]" for version in baked.newer_pythons}
+    assert created == {"lint", "conflict-markers", *matrix}
+
+
+def test_dockerfile_passes_hadolint(baked: Baked) -> None:
+    if not baked.answers["use_docker"]:
+        return
+    result = hadolint(baked.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_as_a_numeric_non_root_user_it_creates(baked: Baked) -> None:
+    if not baked.answers["use_docker"]:
+        return
+    dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
+    (user,) = re.findall(r"^USER (.+)$", dockerfile, re.MULTILINE)
+    numeric = re.fullmatch(r"(\d+):(\d+)", user)
+    assert numeric, f"USER {user} is not a numeric uid:gid (runAsNonRoot cannot verify it)"
+    uid, gid = numeric.groups()
+    assert int(uid) != 0 and int(gid) != 0
+    assert f"--uid {uid}" in dockerfile and f"--gid {gid}" in dockerfile
+
+
 def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
     provider = baked.answers["ci_provider"]
     if provider == "github":
@@ -217,7 +289,6 @@ def test_dockerfile_uses_the_minimum_python(baked: Baked) -> None:
         return
     dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
     assert f"PYTHON_VERSION={baked.answers['python_version']}" in dockerfile
-    assert "\nUSER app\n" in dockerfile  # never runs as root
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
     assert f'CMD ["python", "-m", "{baked.package}"]' in dockerfile
 

@@ -1,0 +1,200 @@
+"""The checkers each CI platform applies, and a runner for CI jobs as their files write them.
+
+The checkers are installed by ``./dev`` (tests/requirements.txt, tests/node/): a missing one
+fails the test that needs it, with the reason; it is never a skip.
+
+``ci_jobs`` reads a generated CI file the way its platform does (GitLab's through
+gitlab-ci-local, which applies ``rules:`` and ``default:``), and ``run_job`` executes a job's
+commands as written, in order, in a fresh clone of the project with a fresh Python environment
+on the PATH (standing in for ``actions/setup-python`` or the ``python`` image).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uv
+import yaml
+from conftest import clean_environment, run
+
+TOOLS_BIN = Path(sys.executable).parent
+NODE_TOOLS_BIN = TOOLS_BIN.parent / "node" / "node_modules" / ".bin"
+
+# Commit SHAs of action releases, read from each action's own repository (release tag -> commit),
+# as listed in the template's toolchain notes. Workflows may use only these, by full SHA, with
+# the version in a trailing comment; the newest major of each is what new projects get.
+ACTION_RELEASES: dict[str, dict[str, str]] = {
+    "actions/checkout": {
+        "v7.0.1": "3d3c42e5aac5ba805825da76410c181273ba90b1",
+        "v6.1.0": "d23441a48e516b6c34aea4fa41551a30e30af803",
+    },
+    "actions/setup-python": {
+        "v7.0.0": "5fda3b95a4ea91299a34e894583c3862153e4b97",
+        "v6.3.0": "ece7cb06caefa5fff74198d8649806c4678c61a1",
+    },
+}
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
+PINNED = re.compile(r"(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
+VERSION_COMMENT = re.compile(r"^\s+#\s+(?P<version>v\d+\.\d+\.\d+)\s*$")
+# Actions a job may use before its commands; run_job stands in for them.
+STAND_INS = {"actions/checkout", "actions/setup-python"}
+
+
+def tool(name: str, where: Path = TOOLS_BIN) -> Path:
+    """The path of an installed checker; fails (never skips) when it is missing."""
+    path = where / name
+    assert path.is_file(), f"{name} is not installed in {where}: run ./dev to install the tools"
+    return path
+
+
+def tools_env() -> dict[str, str]:
+    """PATH with the tools first, so a checker finds its helpers (actionlint -> shellcheck)."""
+    return {"PATH": os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])}
+
+
+def actionlint(project: Path, workflows: list[Path]) -> subprocess.CompletedProcess[str]:
+    shellcheck = tool("shellcheck")
+    command = [tool("actionlint"), "-shellcheck", shellcheck, "-no-color", *workflows]
+    return run(command, project, check=False, env=tools_env())
+
+
+def zizmor(project: Path, folder: str = ".github") -> subprocess.CompletedProcess[str]:
+    command = [tool("zizmor"), "--offline", "--persona", "regular", "--format", "plain", folder]
+    return run(command, project, check=False, env=tools_env())
+
+
+def hadolint(project: Path) -> subprocess.CompletedProcess[str]:
+    command = [tool("hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"]
+    return run(command, project, check=False, env=tools_env())
+
+
+def gitlab_ci_local(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """gitlab-ci-local in a git repo (it reads the repo, as GitLab does), on the Node of ./dev."""
+    command = [tool("gitlab-ci-local", NODE_TOOLS_BIN), "--no-color", *args]
+    return run(command, repo, env=tools_env())
+
+
+def action_pins(workflow: Path) -> list[tuple[str, str, str]]:
+    """Every ``uses:`` of a workflow as (action, sha, version); fails on any other form."""
+    pins = []
+    for number, line in enumerate(workflow.read_text(encoding="utf-8").splitlines(), start=1):
+        found = USES_LINE.match(line)
+        if not found:
+            continue
+        ref, comment = PINNED.fullmatch(found["ref"]), VERSION_COMMENT.match(found["comment"])
+        assert ref and comment, f"{workflow.name}:{number}: not pinned as sha # vX.Y.Z: {line}"
+        pins.append((ref["action"], ref["sha"], comment["version"]))
+    return pins
+
+
+def newest_release(action: str) -> str:
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version[1:].split("."))
+
+    return max(ACTION_RELEASES[action], key=key)
+
+
+@dataclass(frozen=True)
+class CiJob:
+    """One CI job as its platform would run it: shell scripts, in order."""
+
+    name: str
+    scripts: list[str]
+    shell: list[str]
+    variables: dict[str, str] = field(default_factory=dict)
+    cache_paths: list[str] = field(default_factory=list)
+    allow_failure: bool = False
+
+
+def github_jobs(project: Path) -> list[CiJob]:
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    jobs = []
+    for name, job in workflow["jobs"].items():
+        used = {step["uses"].split("@")[0] for step in job["steps"] if "uses" in step}
+        assert used <= STAND_INS, f"job {name} uses {used - STAND_INS}: teach run_job about it"
+        scripts = [step["run"] for step in job["steps"] if "run" in step]
+        # GitHub's default shell for `run:` on Linux.
+        shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+        jobs.append(CiJob(name, scripts, shell, allow_failure=job.get("continue-on-error", False)))
+    return jobs
+
+
+def gitlab_jobs(repo: Path) -> list[CiJob]:
+    """The jobs GitLab would create for this commit (``rules:`` applied), one per matrix job."""
+    listed = json.loads(gitlab_ci_local(repo, "--list-json").stdout)
+    created = {job["name"].split(":")[0] for job in listed if job["when"] != "never"}
+    preview = yaml.safe_load(gitlab_ci_local(repo, "--preview").stdout)
+    variables = {key: str(value) for key, value in (preview.get("variables") or {}).items()}
+    jobs = []
+    for name in sorted(created):
+        job = preview[name]
+        scripts = ["\n".join([*job.get("before_script", []), *job["script"]])]
+        cache_paths = [path for cache in job.get("cache", []) for path in cache["paths"]]
+        jobs.append(
+            CiJob(
+                name,
+                scripts,
+                ["sh", "-e", "-c"],  # a script line that fails stops the job
+                variables,
+                cache_paths,
+                allow_failure=bool(job.get("allow_failure", False)),
+            )
+        )
+    return jobs
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """A CI variable's value with ``$NAME`` / ``${NAME}`` replaced, as GitLab expands them."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda found: env.get(found[1], ""), value)
+
+
+def ci_jobs(project: Path) -> list[CiJob]:
+    if (project / ".github/workflows/ci.yml").is_file():
+        return github_jobs(project)
+    return gitlab_jobs(project)
+
+
+def run_job(
+    job: CiJob, project: Path, workdir: Path, shared_cache: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a job as written in a fresh clone of ``project`` (a git repo); stop at the first
+    failing script. GitLab ``cache:`` paths are restored from ``shared_cache``, as a runner
+    would between jobs; GitHub's pip cache is the machine's own."""
+    checkout, python = workdir / "checkout", workdir / "python"
+    workdir.mkdir(parents=True, exist_ok=True)
+    run(["git", "clone", "-q", project, checkout], workdir)
+    run(
+        [uv.find_uv_bin(), "venv", "--quiet", "--seed", "--python", sys.executable, python], workdir
+    )
+    for path in job.cache_paths:
+        (shared_cache / path).mkdir(parents=True, exist_ok=True)
+        (checkout / path).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / path).symlink_to(shared_cache / path, target_is_directory=True)
+    env = {
+        **clean_environment(),
+        "CI": "true",
+        "CI_PROJECT_DIR": str(checkout),
+        "PATH": os.pathsep.join([str(python / "bin"), os.environ.get("PATH", "")]),
+    }
+    env |= {key: expand(value, env) for key, value in job.variables.items()}
+    result = subprocess.CompletedProcess[str]([], 0, "", "")
+    for script in job.scripts:
+        result = subprocess.run(
+            [*job.shell, script],
+            cwd=checkout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            break
+    return result

@@ -1,0 +1,121 @@
+"""The generated CI's commands work as written: each job runs, in order, in a fresh environment.
+
+One default project per CI provider, each job run once (the Python matrix is one job run on
+this machine's Python). This is what keeps the README, pre-commit and the CI files honest: the
+per-combination tests run the same tools, and this module proves the CI files call them right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ci_tools import CiJob, ci_jobs, run_job
+from conftest import Bake, run
+
+GIT_IDENTITY = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+PROVIDERS = ["github", "gitlab"]
+EXPECTED_JOBS = {
+    "github": {"lint", "test", "template-drift"},
+    # GitLab's drift job exists only where .cruft.json does (its `rules:`).
+    "gitlab": {"lint", "conflict-markers", "test"},
+}
+CONFLICT = "<<<<<<< ours\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", *GIT_IDENTITY, "commit", "-q", "--no-verify", "-m", message], repo)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(p, id=p, marks=pytest.mark.xdist_group(f"ci-{p}")) for p in PROVIDERS],
+)
+def ci_project(request: pytest.FixtureRequest, bake: Bake) -> Path:
+    """The default project with this CI provider, committed in a git repo of its own."""
+    project = bake(ci_provider=request.param)
+    run(["git", "init", "-q", "-b", "main"], project)
+    commit_all(project, "Generated")
+    return project
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ci-cache")
+
+
+def job_named(project: Path, name: str) -> CiJob:
+    (job,) = [job for job in ci_jobs(project) if job.name == name]
+    return job
+
+
+def test_the_platform_creates_the_expected_jobs(ci_project: Path) -> None:
+    provider = "github" if (ci_project / ".github").is_dir() else "gitlab"
+    assert {job.name for job in ci_jobs(ci_project)} == EXPECTED_JOBS[provider]
+
+
+def test_no_command_relies_on_a_negation_that_set_e_ignores(ci_project: Path) -> None:
+    # `! cmd` never stops a `set -e` script (POSIX), so a check written that way cannot fail a
+    # job unless it happens to be the script's last line.
+    negated = [
+        f"{job.name}: {line.strip()}"
+        for job in ci_jobs(ci_project)
+        for script in job.scripts
+        for line in script.splitlines()
+        if line.lstrip().startswith("! ")
+    ]
+    assert negated == []
+
+
+@pytest.mark.slow
+def test_every_job_passes_when_run_as_written(
+    ci_project: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    failures = []
+    for job in ci_jobs(ci_project):
+        result = run_job(job, ci_project, tmp_path / job.name, shared_cache)
+        if result.returncode != 0:
+            failures.append(
+                f"job {job.name} exited {result.returncode}\n"
+                f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+            )
+    assert failures == [], "\n\n".join(failures)
+
+
+def test_the_drift_job_passes_without_cruft_json(
+    ci_project: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    if (ci_project / ".gitlab-ci.yml").is_file():
+        # GitLab does not create the job at all (checked above); with .cruft.json it does:
+        # see test_cruft_updates.py.
+        assert "template-drift" not in {job.name for job in ci_jobs(ci_project)}
+        return
+    job = job_named(ci_project, "template-drift")
+    result = run_job(job, ci_project, tmp_path, shared_cache)
+    assert result.returncode == 0, result.stderr
+    assert "::notice" in result.stdout
+    installed = run([tmp_path / "python" / "bin" / "python", "-m", "pip", "list"], tmp_path)
+    assert "cruft" not in installed.stdout.lower()  # it stopped before installing anything
+
+
+def test_a_committed_conflict_marker_fails_the_pipeline(
+    ci_project: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    run(["git", "clone", "-q", ci_project, project], tmp_path)
+    (project / "notes.txt").write_text(CONFLICT, encoding="utf-8")
+    commit_all(project, "A conflict committed by mistake")
+    # The scripts that look for markers (only those: the lint steps would pass on a .txt file).
+    marker_checks = [
+        CiJob(job.name, [script], job.shell, job.variables, job.cache_paths, job.allow_failure)
+        for job in ci_jobs(project)
+        for script in job.scripts
+        if "git grep" in script
+    ]
+    assert marker_checks, "no CI job looks for conflict markers"
+    for check in marker_checks:
+        assert not check.allow_failure, f"{check.name} may fail without failing the pipeline"
+        result = run_job(check, project, tmp_path / check.name, shared_cache)
+        assert result.returncode != 0, f"{check.name} passed with a committed conflict"
+        assert "notes.txt" in result.stdout
