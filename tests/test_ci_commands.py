@@ -7,9 +7,12 @@ per-combination tests run the same tools, and this module proves the CI files ca
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from ci_tools import CiJob, ci_jobs, run_job
 from conftest import Bake, run
 
@@ -119,3 +122,43 @@ def test_a_committed_conflict_marker_fails_the_pipeline(
         result = run_job(check, project, tmp_path / check.name, shared_cache)
         assert result.returncode != 0, f"{check.name} passed with a committed conflict"
         assert "notes.txt" in result.stdout
+
+
+def readme_checks(project: Path) -> list[list[str]]:
+    """The commands of the generated README's "Checks" block, each as its words."""
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Checks\n+```bash\n(.*?)```", readme, re.DOTALL)
+    assert block, "the generated README has no Checks block"
+    return [shlex.split(command) for command in block[1].replace("\n", " ").split("&&")]
+
+
+def is_subsequence(words: list[str], command: list[str]) -> bool:
+    remaining = iter(command)
+    return all(word in remaining for word in words)
+
+
+def test_the_ci_runs_every_check_the_readme_lists(ci_project: Path) -> None:
+    ci_commands = [
+        shlex.split(line)
+        for job in ci_jobs(ci_project)
+        for script in job.scripts
+        for line in script.splitlines()
+        if line.strip() and not line.lstrip().startswith(("if ", "fi", "echo", "exit"))
+    ]
+    missing = [
+        " ".join(check)
+        for check in readme_checks(ci_project)
+        if not any(is_subsequence(check, command) for command in ci_commands)
+    ]
+    assert missing == []
+
+
+def test_pre_commit_runs_the_readme_linters(ci_project: Path) -> None:
+    config = yaml.safe_load((ci_project / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
+    tools = {
+        check[0] + ("-" + check[1] if check[0] == "ruff" else "")
+        for check in readme_checks(ci_project)
+    }
+    # The test suite is CI's job, not a commit hook's.
+    assert tools - {"pytest"} <= hooks
