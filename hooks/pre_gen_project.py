@@ -63,7 +63,6 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "ruff",
         "setuptools",
         "src",
-        "tenacity",
         "test",
         "tests",
         "typing_extensions",

@@ -25,7 +25,7 @@ BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
     ("package_name", {"package_name": "asyncio"}),
     ("package_name", {"package_name": "aiohttp"}),
     ("package_name", {"package_name": "test"}),
-    ("package_name", {"package_name": "tenacity"}),
+    ("package_name", {"package_name": "yarl"}),
     ("package_name", {"package_name": "class"}),
     ("package_name", {"package_name": "2fast"}),
     ("package_name", {"package_name": "My-Package"}),

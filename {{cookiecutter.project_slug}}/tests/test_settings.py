@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
 from {{ cookiecutter.package_name }}.settings import (
     DEFAULT_UPSTREAM_BASE_URL,
     Settings,
     SettingsError,
+    environment_name,
+    parser,
 )
 
 
@@ -70,3 +76,25 @@ def test_values_are_read_and_converted() -> None:
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=rf"^{name}="):
         Settings.from_env({name: value})
+
+
+def readme_configuration() -> dict[str, str]:
+    """The README's configuration table: variable -> default, as the README shows them."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Configuration\n(.*?)^## ", readme, re.M | re.S)
+    assert section, "README.md has no Configuration section"
+    return dict(re.findall(r"^\| `([A-Z_0-9]+)` \| `([^`]*)`", section[1], re.M))
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    documented = readme_configuration()
+    declared = {environment_name(field): field for field in fields(Settings)}
+
+    assert sorted(documented) == sorted(declared)
+    for name, shown in documented.items():
+        parse = parser(declared[name])
+        assert parse(shown) == parse(str(declared[name].default)), f"{name}: README shows {shown}"
+
+
+def test_every_setting_says_what_it_means() -> None:
+    assert all(field.metadata.get("doc") for field in fields(Settings))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -12,6 +14,9 @@ from .handlers import add_routes
 from .keys import SETTINGS, UPSTREAM
 from .middlewares import json_errors, request_id
 from .settings import Settings
+
+Client = TypeVar("Client")
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(
@@ -30,17 +35,26 @@ def create_app(
     )
     app[SETTINGS] = settings
     if upstream is None:
-        app.cleanup_ctx.append(_upstream_client)
+        open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
+        app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))
     else:
         app[UPSTREAM] = upstream
     add_routes(app)
     return app
 
 
-async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
-    async with {{ cookiecutter.__upstream_class }}.from_settings(app[SETTINGS]) as client:
-        app[UPSTREAM] = client
-        yield
+def client_context(
+    key: web.AppKey[Client],
+    open_client: Callable[[Settings], AbstractAsyncContextManager[Client]],
+) -> CleanupContext:
+    """Open a client when the app starts, keep it under ``key``, close it when the app stops."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        async with open_client(app[SETTINGS]) as client:
+            app[key] = client
+            yield
+
+    return lifetime
 
 
 async def app_factory() -> web.Application:

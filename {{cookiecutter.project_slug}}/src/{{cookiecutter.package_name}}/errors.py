@@ -1,15 +1,40 @@
-"""The exceptions the upstream client raises, and the HTTP status each one maps to.
+"""Every error the service answers with: each knows its HTTP status, its message and whether
+it is worth a log line. The error middleware needs nothing else to answer for any of them.
 
-Handlers see these, never aiohttp's client exceptions: transport details stay in the client.
+Handlers and the upstream client raise these; aiohttp's client exceptions never leave the
+client core.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
 
-class UpstreamError(Exception):
+
+class ServiceError(Exception):
+    """An error with an HTTP answer: ``status`` and ``{"error": str(error)}``."""
+
+    status: ClassVar[int] = 500
+    # Logged as a warning with this prefix; None: the caller's mistake, not worth a log line.
+    log_as: ClassVar[str | None] = None
+
+
+class InvalidRequestError(ServiceError):
+    """A request the service understood but will not serve as sent."""
+
+    status = 400
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The body is not in a format this route accepts."""
+
+    status = 415
+
+
+class UpstreamError(ServiceError):
     """The upstream API did not give a usable answer."""
 
     status = 502
+    log_as = "upstream call failed"
 
 
 class UpstreamNotFoundError(UpstreamError):

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import validation
 from .batch import fetch_all
+from .errors import InvalidRequestError, UnsupportedMediaTypeError
 from .jsonlib import loads
 from .keys import SETTINGS, UPSTREAM
 from .responses import json_response
@@ -28,11 +29,11 @@ async def get_item(request: web.Request) -> web.Response:
 async def get_items_batch(request: web.Request) -> web.Response:
     """Many items at once, in input order, with per-item errors inline."""
     if request.content_type != "application/json":
-        raise validation.UnsupportedMediaTypeError("expected Content-Type: application/json")
+        raise UnsupportedMediaTypeError("expected Content-Type: application/json")
     try:
         body = loads(await request.read())
     except ValueError:
-        raise validation.InvalidRequestError("request body is not valid JSON") from None
+        raise InvalidRequestError("request body is not valid JSON") from None
     item_ids = validation.batch_ids(body)
     results = await fetch_all(
         request.app[UPSTREAM].get_item, item_ids, request.app[SETTINGS].upstream_concurrency

@@ -8,9 +8,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import request_ids
-from .errors import UpstreamError
+from .errors import ServiceError
 from .responses import error_response
-from .validation import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ async def request_id(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn HTTP errors, invalid requests, upstream failures and bugs into ``{"error": ...}``."""
+    """Turn HTTP errors, the service's own errors and bugs into ``{"error": ...}``."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -38,10 +37,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, exc.reason, headers=headers)
-    except InvalidRequestError as exc:
-        return error_response(exc.status, str(exc))
-    except UpstreamError as exc:
-        logger.warning("upstream call failed: %s %r -> %s", request.method, request.path, exc)
+    except ServiceError as exc:
+        if exc.log_as is not None:
+            logger.warning("%s: %s %r -> %s", exc.log_as, request.method, request.path, exc)
         return error_response(exc.status, str(exc))
     except Exception:
         logger.exception("unhandled error: %s %r", request.method, request.path)

@@ -1,4 +1,8 @@
-"""Configuration, read from the environment once at start and passed to whoever needs it."""
+"""Configuration, read from the environment once at start and passed to whoever needs it.
+
+Each setting is declared once, below: its variable is the field's name in capitals, with its
+parser, default and a one-line meaning beside it. The README's table is checked against this.
+"""
 
 from __future__ import annotations
 
@@ -6,59 +10,18 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from yarl import URL
+
+from .clients.core import UpstreamPolicy
 
 DEFAULT_UPSTREAM_BASE_URL = {{ cookiecutter.upstream_base_url|quoted }}
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot run with."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Every tunable of the service; the defaults are safe for production."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    log_level: str = "INFO"
-    log_format: str = "auto"
-    access_log: bool = False
-    shutdown_timeout: float = 10.0
-    max_body_bytes: int = 64 * 1024
-    upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
-    upstream_timeout: float = 10.0
-    upstream_connect_timeout: float = 3.0
-    upstream_retries: int = 2
-    upstream_retry_backoff: float = 0.1
-    upstream_concurrency: int = 50
-    upstream_pool_size: int = 100
-    upstream_max_response_bytes: int = 1024 * 1024
-    circuit_breaker_threshold: int = 0
-    circuit_breaker_cooldown: float = 30.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: the process environment).
-
-        Raises SettingsError naming the variable when a value is invalid.
-        """
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field in fields(cls):
-            name = field.name.upper()
-            raw = environ.get(name)
-            if raw is None:
-                continue
-            parse = _PARSERS[field.name]
-            try:
-                values[field.name] = parse(raw.strip())
-            except ValueError as exc:
-                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
-        return cls(**values)
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -131,22 +94,91 @@ def _http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "host": _host,
-    "port": _integer(1, 65535),
-    "log_level": _log_level,
-    "log_format": _log_format,
-    "access_log": _boolean,
-    "shutdown_timeout": _seconds(allow_zero=False),
-    "max_body_bytes": _integer(1, 1024**3),
-    "upstream_base_url": _http_url,
-    "upstream_timeout": _seconds(allow_zero=False),
-    "upstream_connect_timeout": _seconds(allow_zero=False),
-    "upstream_retries": _integer(0, 10),
-    "upstream_retry_backoff": _seconds(allow_zero=True),
-    "upstream_concurrency": _integer(1, 1000),
-    "upstream_pool_size": _integer(1, 10_000),
-    "upstream_max_response_bytes": _integer(1, 1024**3),
-    "circuit_breaker_threshold": _integer(0, 1000),
-    "circuit_breaker_cooldown": _seconds(allow_zero=False),
-}
+def setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    """Declare one setting: its default, the parser for its variable's text, what it means."""
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+def parser(declared: Field[Any]) -> Callable[[str], Any]:
+    """The parser a setting was declared with."""
+    parse: Callable[[str], Any] = declared.metadata["parse"]
+    return parse
+
+
+def environment_name(declared: Field[Any]) -> str:
+    return declared.name.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of the service; the defaults are safe for production."""
+
+    host: str = setting("127.0.0.1", _host, "Interface to listen on")
+    port: int = setting(8080, _integer(1, 65535), "TCP port")
+    log_level: str = setting("INFO", _log_level, "Lowest level logged")
+    log_format: str = setting("auto", _log_format, "text, json, or auto (text on a terminal)")
+    access_log: bool = setting(False, _boolean, "Log one line per request")
+    shutdown_timeout: float = setting(
+        10.0, _seconds(allow_zero=False), "Seconds in-flight requests get after SIGTERM"
+    )
+    max_body_bytes: int = setting(64 * 1024, _integer(1, 1024**3), "Largest request body")
+    upstream_base_url: str = setting(
+        DEFAULT_UPSTREAM_BASE_URL, _http_url, "Base URL of the upstream API"
+    )
+    upstream_timeout: float = setting(
+        10.0, _seconds(allow_zero=False), "Seconds for one upstream call, retries included"
+    )
+    upstream_connect_timeout: float = setting(
+        3.0, _seconds(allow_zero=False), "Seconds to connect to the upstream"
+    )
+    upstream_retries: int = setting(2, _integer(0, 10), "Extra attempts after transient failures")
+    upstream_retry_backoff: float = setting(
+        0.1, _seconds(allow_zero=True), "Base of the jittered exponential backoff, in seconds"
+    )
+    upstream_concurrency: int = setting(
+        50, _integer(1, 1000), "Upstream calls one batch runs at once"
+    )
+    upstream_pool_size: int = setting(
+        100, _integer(1, 10_000), "Open upstream connections, at most"
+    )
+    upstream_max_response_bytes: int = setting(
+        1024 * 1024, _integer(1, 1024**3), "Largest upstream body read"
+    )
+    circuit_breaker_threshold: int = setting(
+        0, _integer(0, 1000), "Consecutive upstream failures that open the circuit (0: off)"
+    )
+    circuit_breaker_cooldown: float = setting(
+        30.0, _seconds(allow_zero=False), "Seconds the circuit stays open before a probe"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment).
+
+        Raises SettingsError naming the variable when a value is invalid.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for declared in fields(cls):
+            name = environment_name(declared)
+            raw = environ.get(name)
+            if raw is None:
+                continue
+            try:
+                values[declared.name] = parser(declared)(raw.strip())
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    def upstream_policy(self) -> UpstreamPolicy:
+        """How the upstream is called, for the client core."""
+        return UpstreamPolicy(
+            timeout=self.upstream_timeout,
+            connect_timeout=self.upstream_connect_timeout,
+            retries=self.upstream_retries,
+            retry_backoff=self.upstream_retry_backoff,
+            pool_size=self.upstream_pool_size,
+            max_response_bytes=self.upstream_max_response_bytes,
+            circuit_breaker_threshold=self.circuit_breaker_threshold,
+            circuit_breaker_cooldown=self.circuit_breaker_cooldown,
+        )

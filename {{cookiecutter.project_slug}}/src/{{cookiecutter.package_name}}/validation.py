@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import re
 
+from .errors import InvalidRequestError
 from .jsonlib import JSONValue
 
 MAX_BATCH_SIZE = 100
 # A safe single path segment: it cannot climb directories or smuggle a query into the upstream URL.
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
-
-
-class InvalidRequestError(ValueError):
-    """A request the service understood but will not serve as sent (400, message as JSON)."""
-
-    status = 400
-
-
-class UnsupportedMediaTypeError(InvalidRequestError):
-    """The body is not in a format this route accepts."""
-
-    status = 415
 
 
 def item_id(raw: str) -> str:

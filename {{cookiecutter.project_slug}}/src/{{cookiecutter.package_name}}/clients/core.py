@@ -1,0 +1,293 @@
+"""What every upstream client shares: one pooled session, a time budget, retries, the circuit
+breaker, a size cap and typed errors. Per-upstream modules only name paths and shape answers.
+
+A call passes one layer per concern, top to bottom::
+
+    get_json        builds the URL
+    _guarded        the circuit breaker (when enabled)
+    _with_retries   the time budget; backoff with full jitter or the server's Retry-After
+    _observed       what an observer (metrics, tracing) sees of each attempt
+    _attempt        one request: headers, status, content type, size cap, JSON
+
+Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
+This module knows nothing of handlers or the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import ClassVar, Literal, Protocol, Self
+
+import aiohttp
+from yarl import URL
+
+from .. import request_ids
+from ..circuit_breaker import CircuitBreaker
+from ..errors import (
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from ..jsonlib import JSONValue, loads
+
+# Statuses that say "try again later"; any other error status is final.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 2.0
+MAX_RETRY_AFTER_SECONDS = 5.0
+MAX_DRAINED_BYTES = 64 * 1024
+
+Outcome = Literal["ok", "not_found", "error", "timeout"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPolicy:
+    """How one upstream is called; the defaults are the service's documented ones."""
+
+    timeout: float = 10.0  # one call, retries included
+    connect_timeout: float = 3.0
+    retries: int = 2  # extra attempts after a transient failure
+    retry_backoff: float = 0.1  # base of the exponential backoff, in seconds
+    pool_size: int = 100
+    max_response_bytes: int = 1024 * 1024
+    circuit_breaker_threshold: int = 0  # 0: no breaker
+    circuit_breaker_cooldown: float = 30.0
+
+
+class UpstreamObserver(Protocol):
+    """Where metrics and tracing attach: told of every attempt sent and every retry."""
+
+    def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None: ...
+
+    def retrying(self, upstream: str) -> None: ...
+
+
+class _RetryableStatusError(Exception):
+    """An answer worth another attempt; never leaves this module."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+
+
+# Transient failures: another attempt may succeed.
+_TRANSIENT = (_RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError)
+
+
+class UpstreamClient:
+    """Calls one upstream API at ``base_url`` through one shared ``ClientSession``.
+
+    Retries cover idempotent GETs only, and the whole call, retries included, fits in
+    ``policy.timeout``. The retry loop is written out rather than delegated to a library: it
+    is a dozen lines with one path, and the common case (first attempt succeeds) allocates
+    nothing for it.
+    """
+
+    name: ClassVar[str] = "upstream"  # labels what an observer records
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        policy: UpstreamPolicy,
+        *,
+        breaker: CircuitBreaker | None = None,
+        observer: UpstreamObserver | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._session = session
+        self._base_url = URL(base_url)
+        self._policy = policy
+        self._breaker = breaker
+        self._observer = observer
+        self._jitter = jitter
+
+    @classmethod
+    def open(
+        cls, base_url: str, policy: UpstreamPolicy, observer: UpstreamObserver | None = None
+    ) -> Self:
+        """Open the shared session; call from a running event loop, close with ``close()``."""
+        connector = aiohttp.TCPConnector(
+            limit=policy.pool_size, limit_per_host=policy.pool_size, ttl_dns_cache=300
+        )
+        timeout = aiohttp.ClientTimeout(total=policy.timeout, connect=policy.connect_timeout)
+        breaker = None
+        if policy.circuit_breaker_threshold > 0:
+            breaker = CircuitBreaker(
+                policy.circuit_breaker_threshold, policy.circuit_breaker_cooldown
+            )
+        session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return cls(session, base_url, policy, breaker=breaker, observer=observer)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has run: no request can be made after it."""
+        return self._session.closed
+
+    async def close(self) -> None:
+        """Close the session and every pooled connection."""
+        await self._session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def get_json(self, *segments: str) -> JSONValue:
+        """``GET {base_url}/{segments...}`` (each one path segment, encoded) as JSON data.
+
+        Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
+        UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
+        """
+        return await self._guarded(self._base_url.joinpath(*segments))
+
+    async def _guarded(self, url: URL) -> JSONValue:
+        breaker = self._breaker
+        if breaker is None:
+            return await self._with_retries(url)
+        breaker.before_call()
+        try:
+            result = await self._with_retries(url)
+        except UpstreamNotFoundError:
+            breaker.record_success()  # the upstream answered properly
+            raise
+        except UpstreamError:
+            breaker.record_failure()
+            raise
+        except BaseException:
+            breaker.release_probe()  # cancelled: no verdict on the upstream
+            raise
+        breaker.record_success()
+        return result
+
+    async def _with_retries(self, url: URL) -> JSONValue:
+        policy, loop = self._policy, asyncio.get_running_loop()
+        deadline = loop.time() + policy.timeout
+        budget = self._session.timeout  # the first attempt may use all of it
+        attempt = 1
+        while True:
+            try:
+                return await self._observed(url, budget)
+            except _TRANSIENT as error:
+                delay = self._delay(error, attempt)
+                remaining = deadline - loop.time() - delay
+                if attempt > policy.retries or remaining <= 0:
+                    raise self._final(error) from None
+            if self._observer is not None:
+                self._observer.retrying(self.name)
+            await asyncio.sleep(delay)
+            budget = aiohttp.ClientTimeout(total=remaining, connect=policy.connect_timeout)
+            attempt += 1
+
+    async def _observed(self, url: URL, budget: aiohttp.ClientTimeout) -> JSONValue:
+        observer = self._observer
+        if observer is None:
+            return await self._attempt(url, budget)
+        started = time.perf_counter()
+        try:
+            result = await self._attempt(url, budget)
+        except Exception as error:  # a cancellation is no outcome of the upstream's
+            observer.attempt_finished(self.name, _outcome(error), time.perf_counter() - started)
+            raise
+        observer.attempt_finished(self.name, "ok", time.perf_counter() - started)
+        return result
+
+    async def _attempt(self, url: URL, budget: aiohttp.ClientTimeout) -> JSONValue:
+        headers = {"Accept": "application/json", request_ids.HEADER: request_ids.current.get()}
+        async with self._session.get(url, headers=headers, timeout=budget) as response:
+            if response.status >= 300:
+                await _drain_small_body(response)  # lets the connection be reused
+                raise _status_error(response)
+            if not _is_json(response.content_type):
+                raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
+            body = await self._read_capped(response)
+        try:
+            return loads(body)
+        except ValueError:
+            raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """Read the body, refusing more than ``max_response_bytes`` however it is sent."""
+        limit = self._policy.max_response_bytes
+        if response.content_length is not None:
+            if response.content_length > limit:
+                raise UpstreamUnavailableError("upstream response too large")
+            return await response.read()
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise UpstreamUnavailableError("upstream response too large")
+        return bytes(body)
+
+    def _delay(self, error: Exception, attempt: int) -> float:
+        """The server's ``Retry-After`` (capped), else exponential backoff with full jitter."""
+        if isinstance(error, _RetryableStatusError) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+        ceiling = min(MAX_BACKOFF_SECONDS, self._policy.retry_backoff * 2.0 ** (attempt - 1))
+        return self._jitter() * ceiling
+
+    def _final(self, error: Exception) -> UpstreamError:
+        """The error a caller sees once no attempt is left."""
+        if isinstance(error, TimeoutError):
+            return UpstreamTimeoutError(f"no answer within {self._policy.timeout:g}s")
+        if isinstance(error, _RetryableStatusError):
+            return UpstreamUnavailableError(f"upstream answered {error.status}")
+        return UpstreamUnavailableError("could not connect to the upstream")
+
+
+def _outcome(error: Exception) -> Outcome:
+    if isinstance(error, UpstreamNotFoundError):
+        return "not_found"
+    return "timeout" if isinstance(error, TimeoutError) else "error"
+
+
+def _status_error(response: aiohttp.ClientResponse) -> Exception:
+    """The exception for an error status: final, or worth another attempt."""
+    if response.status == 404:
+        return UpstreamNotFoundError("not found upstream")
+    if response.status in RETRYABLE_STATUSES:
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        return _RetryableStatusError(response.status, retry_after)
+    return UpstreamUnavailableError(f"upstream answered {response.status}")
+
+
+async def _drain_small_body(response: aiohttp.ClientResponse) -> None:
+    """Read a small error body so its keep-alive connection returns to the pool."""
+    if response.content_length is not None and response.content_length <= MAX_DRAINED_BYTES:
+        with contextlib.suppress(aiohttp.ClientError):
+            await response.read()
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
