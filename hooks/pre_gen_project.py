@@ -15,21 +15,12 @@ from collections.abc import Callable
 
 ANSWERS = json.loads(r'{{ cookiecutter | tojson }}')
 
-TEXT_VARIABLES = (
-    "project_name",
-    "project_slug",
-    "package_name",
-    "description",
-    "author_name",
-    "author_email",
-    "version",
-    "upstream_name",
-    "upstream_base_url",
-    "python_version",
-    "ci_provider",
-    "license",
-    "copyright_year",
+# Each question's allowed values (None: free text), read from cookiecutter.json.
+OPTIONS: dict[str, list[object] | None] = json.loads(
+    r'{{ cookiecutter | template_options | tojson }}'
 )
+TEXT_VARIABLES = [name for name, allowed in OPTIONS.items() if allowed is None]
+CHOICES = {name: allowed for name, allowed in OPTIONS.items() if allowed is not None}
 
 # Import names a generated project depends on (runtime, speedups, dev and build tools) or
 # uses itself: a package with one of these names would shadow it.
@@ -93,7 +84,8 @@ def matches(pattern: str) -> Callable[[object], bool]:
 
 
 def one_of(*allowed: object) -> Callable[[object], bool]:
-    return lambda value: value in allowed
+    # Same type too: 1 == True in Python, but 1 is no answer to a yes/no question.
+    return lambda value: any(value == a and type(value) is type(a) for a in allowed)
 
 
 def is_identifier(value: object) -> bool:
@@ -171,14 +163,13 @@ RULES: list[tuple[str, str, Callable[[object], bool], str]] = [
      " e.g. https://api.example.com"),
     ("version", "version", matches(VERSION),
      "a PEP 440 version such as 0.1.0, 1.0.0rc1 or 2.0.dev3"),
-    ("python_version", "python_version", one_of("3.11", "3.12", "3.13", "3.14"),
-     "one of 3.11, 3.12, 3.13, 3.14"),
-    ("ci_provider", "ci_provider", one_of("github", "gitlab", "none"),
-     "one of github, gitlab, none"),
-    ("license", "license", one_of("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
-     "one of MIT, Apache-2.0, BSD-3-Clause, Proprietary"),
-    ("use_docker", "use_docker", one_of(True, False), "yes or no"),
-    ("use_pre_commit", "use_pre_commit", one_of(True, False), "yes or no"),
+    # Choices and yes/no options: cookiecutter checks them at its prompts and on its command
+    # line, but not in a replay file.
+    *(
+        (name, name, one_of(*allowed),
+         "yes or no" if allowed == [True, False] else "one of " + ", ".join(map(str, allowed)))
+        for name, allowed in CHOICES.items()
+    ),
     ("copyright_year", "copyright_year", matches(r"\d{4}"), "a four-digit year such as 2026"),
 ]
 

@@ -1,44 +1,80 @@
-"""The option combinations the template tests bake: one table, used by every per-project test.
+"""The option combinations the template tests bake: derived from cookiecutter.json, one table.
 
-The 16 rows are a pairwise (2-way) covering set over the five options that change the
-output (python_version x license x ci_provider x use_docker x use_pre_commit): every value
-of every option appears, and so does every pair of values of any two options.
-16 is the least possible, since python_version and license have four values each.
-``test_matrix_is_pairwise`` checks this claim. Some rows also rename the project and the
-upstream, so names derived from answers are exercised too.
+Every question of ``cookiecutter.json`` with a list of choices or a yes/no default is an
+option; its values come from there, so a new option or value is baked without editing this
+file. The rows are a pairwise (2-way) covering set built greedily and deterministically:
+every value of every option appears, and so does every pair of values of any two options
+(``test_matrix_is_pairwise`` checks it). Some rows also rename the project and the upstream,
+so names derived from answers are exercised too.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+from pathlib import Path
 from typing import Any
 
+QUESTIONS: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parent.parent / "cookiecutter.json").read_text(encoding="utf-8")
+)
 OPTIONS: dict[str, list[Any]] = {
-    "python_version": ["3.11", "3.12", "3.13", "3.14"],
-    "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
-    "ci_provider": ["github", "gitlab", "none"],
-    "use_docker": [True, False],
-    "use_pre_commit": [True, False],
+    name: [True, False] if isinstance(default, bool) else list(default)
+    for name, default in QUESTIONS.items()
+    if not name.startswith("_") and isinstance(default, bool | list)
 }
+PYTHON_VERSIONS: list[str] = OPTIONS["python_version"]
+DEFAULT_PYTHON = PYTHON_VERSIONS[0]
 
-_COLUMNS = ("python_version", "license", "ci_provider", "use_docker", "use_pre_commit")
-_ROWS = [
-    ("3.11", "MIT", "none", False, True),
-    ("3.11", "Apache-2.0", "none", False, False),
-    ("3.11", "BSD-3-Clause", "github", True, True),
-    ("3.11", "Proprietary", "gitlab", False, True),
-    ("3.12", "MIT", "none", False, True),
-    ("3.12", "Apache-2.0", "gitlab", True, True),
-    ("3.12", "BSD-3-Clause", "github", False, True),
-    ("3.12", "Proprietary", "github", True, False),
-    ("3.13", "MIT", "gitlab", False, True),
-    ("3.13", "Apache-2.0", "github", True, False),
-    ("3.13", "BSD-3-Clause", "gitlab", False, False),
-    ("3.13", "Proprietary", "none", True, True),
-    ("3.14", "MIT", "github", True, False),
-    ("3.14", "Apache-2.0", "github", False, True),
-    ("3.14", "BSD-3-Clause", "none", False, False),
-    ("3.14", "Proprietary", "gitlab", False, False),
-]
+Pair = tuple[tuple[str, Any], tuple[str, Any]]
+
+
+def pairwise(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Rows covering every pair of values of any two options (greedy, deterministic).
+
+    Each row starts from the first pair not yet covered; every other option takes the value
+    that covers the most new pairs with the values already in the row (ties: the earlier value).
+    """
+    names = list(options)
+
+    def pair(x: tuple[str, Any], y: tuple[str, Any]) -> Pair:
+        return (x, y) if names.index(x[0]) < names.index(y[0]) else (y, x)
+
+    def position(p: Pair) -> tuple[int, int, int, int]:
+        (first, a), (second, b) = p
+        return (
+            names.index(first),
+            options[first].index(a),
+            names.index(second),
+            options[second].index(b),
+        )
+
+    def new_pairs(row: dict[str, Any], uncovered: set[Pair], name: str, value: Any) -> int:
+        return sum(pair((other, row[other]), (name, value)) in uncovered for other in row)
+
+    uncovered = {
+        pair((first, a), (second, b))
+        for first, second in itertools.combinations(names, 2)
+        for a in options[first]
+        for b in options[second]
+    }
+    rows = []
+    while uncovered:
+        row = dict(min(uncovered, key=position))
+        for name in names:
+            if name not in row:
+                row[name] = max(
+                    options[name],
+                    key=lambda v, n=name, r=row, u=uncovered: (
+                        new_pairs(r, u, n, v),
+                        -options[n].index(v),
+                    ),
+                )
+        row = {name: row[name] for name in names}
+        uncovered -= {pair((x, row[x]), (y, row[y])) for x, y in itertools.combinations(names, 2)}
+        rows.append(row)
+    return rows
+
 
 # Extra answers for some rows: other project names and upstreams give other module names.
 _RENAMES: dict[int, dict[str, str]] = {
@@ -55,18 +91,18 @@ _RENAMES: dict[int, dict[str, str]] = {
 }
 
 COMBINATIONS: list[dict[str, Any]] = [
-    {**dict(zip(_COLUMNS, row, strict=True)), **_RENAMES.get(index, {})}
-    for index, row in enumerate(_ROWS)
+    {**row, **_RENAMES.get(index, {})} for index, row in enumerate(pairwise(OPTIONS))
 ]
 
 
 def combination_id(answers: dict[str, Any]) -> str:
-    return "-".join(
-        [
-            "py" + answers["python_version"].replace(".", ""),
-            answers["license"].lower(),
-            answers["ci_provider"],
-            "docker" if answers["use_docker"] else "nodocker",
-            "precommit" if answers["use_pre_commit"] else "noprecommit",
-        ]
-    )
+    """A short readable id: each choice's value, each yes/no option's name or ``no<name>``."""
+    parts = []
+    for name, values in OPTIONS.items():
+        value = answers[name]
+        if values == [True, False]:
+            short = name.removeprefix("use_").replace("_", "")
+            parts.append(short if value else f"no{short}")
+        else:
+            parts.append(str(value).lower().replace(".", ""))
+    return "-".join(parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ from conftest import TEMPLATE_ROOT, Bake, Install, run
 from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from matrix import DEFAULT_PYTHON, OPTIONS, QUESTIONS
 
 Cli = Callable[..., Any]
 
@@ -71,31 +74,34 @@ ODD_ANSWERS = {
     "upstream_name": "Météo-France v2",
 }
 
-# Every prompt answered, in cookiecutter.json's order; choices are given by number.
-PROMPTED = [
-    ("project_name", "Prompted Relay"),
-    ("project_slug", "prompted-relay"),
-    ("package_name", "prompted_relay"),
-    ("description", 'Answers "typed" at the prompt \\ ok'),
-    ("author_name", "Pat Prompt"),
-    ("author_email", "pat@example.org"),
-    ("version", "0.2.0"),
-    ("upstream_name", "Acme Catalog"),
-    ("upstream_base_url", "http://127.0.0.1:9000/v1/"),
-    ("python_version", "2"),
-    ("ci_provider", "2"),
-    ("use_docker", "n"),
-    ("use_pre_commit", "n"),
-    ("license", "3"),
-    ("copyright_year", "2031"),
-]
+# Answers typed at the prompts; choices by number. A question not listed gets Enter (its
+# default), so a new question needs no edit here.
+PROMPTED = {
+    "project_name": "Prompted Relay",
+    "project_slug": "prompted-relay",
+    "package_name": "prompted_relay",
+    "description": 'Answers "typed" at the prompt \\ ok',
+    "author_name": "Pat Prompt",
+    "author_email": "pat@example.org",
+    "version": "0.2.0",
+    "upstream_name": "Acme Catalog",
+    "upstream_base_url": "http://127.0.0.1:9000/v1/",
+    "python_version": "2",
+    "ci_provider": "2",
+    "use_docker": "n",
+    "use_pre_commit": "n",
+    "license": "3",
+    "copyright_year": "2031",
+}
 PROMPTED_AS_VALUES = {
-    "python_version": "3.12",
-    "ci_provider": "gitlab",
+    "python_version": OPTIONS["python_version"][1],
+    "ci_provider": OPTIONS["ci_provider"][1],
     "use_docker": "no",
     "use_pre_commit": "no",
-    "license": "BSD-3-Clause",
+    "license": OPTIONS["license"][2],
 }
+# The questions cookiecutter asks, in its order (private ones are not asked).
+ASKED = [name for name in QUESTIONS if not name.startswith("_")]
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
@@ -174,7 +180,7 @@ def test_odd_characters_still_give_a_project_that_passes_its_checks(
     bake: Bake, install: Install
 ) -> None:
     project = bake(**ODD_ANSWERS)
-    python = install(project, "3.11")
+    python = install(project, DEFAULT_PYTHON)
     run([python, "-m", "ruff", "check", "--no-cache", "."], project)
     run([python, "-m", "mypy"], project)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
@@ -220,10 +226,10 @@ def test_prompted_answers_give_the_same_project_as_no_input(
     prompted_dir, flags_dir = tmp_path / "prompted", tmp_path / "flags"
     prompted_dir.mkdir()
     flags_dir.mkdir()
-    stdin = "".join(f"{answer}\n" for _, answer in PROMPTED)
+    stdin = "".join(f"{PROMPTED.get(name, '')}\n" for name in ASKED)
     prompted = cookiecutter_cli(prompted_dir, stdin=stdin)
     assert prompted.returncode == 0, prompted.stdout + prompted.stderr
-    values = {name: PROMPTED_AS_VALUES.get(name, answer) for name, answer in PROMPTED}
+    values = {name: PROMPTED_AS_VALUES.get(name, answer) for name, answer in PROMPTED.items()}
     flags = cookiecutter_cli(
         flags_dir, "--no-input", *(f"{name}={value}" for name, value in values.items())
     )
@@ -257,3 +263,39 @@ def test_hooks_can_run_again_over_a_baked_project(
         trees.append(tree(tmp_path))
     assert trees[0] == trees[1]
     assert not (tmp_path / "my-async-service" / ".github").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("python_version", "2.7"),
+        ("ci_provider", "jenkins"),
+        ("license", "WTFPL"),
+        ("use_docker", "maybe"),
+        ("use_pre_commit", 1),
+    ],
+)
+def test_a_bad_choice_in_a_replay_file_is_rejected_by_the_hook(
+    variable: str, value: object, tmp_path: Path
+) -> None:
+    # cookiecutter checks choices at its prompts and on its command line, not in a replay file.
+    config = tmp_path / "config.yaml"
+    config.write_text(f"cookiecutters_dir: {tmp_path / 'cc'}\nreplay_dir: {tmp_path / 'replay'}\n")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    cli = [sys.executable, "-m", "cookiecutter", TEMPLATE_ROOT, "--config-file", config]
+    run([*cli, "--no-input", "--output-dir", first], tmp_path)
+    (replay,) = (tmp_path / "replay").glob("*.json")
+    context = json.loads(replay.read_text(encoding="utf-8"))
+    context["cookiecutter"][variable] = value
+    replay.write_text(json.dumps(context), encoding="utf-8")
+
+    result = run([*cli, "--replay-file", replay, "--output-dir", second], tmp_path, check=False)
+
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [
+        f"ERROR: {variable}={value!r} is invalid: expected " + errors[0].split(": expected ")[1]
+    ]
+    assert list(second.iterdir()) == []

@@ -27,10 +27,9 @@ from ci_tools import (
     zizmor,
 )
 from conftest import Bake, Install, run
-from matrix import COMBINATIONS, OPTIONS, combination_id
+from matrix import COMBINATIONS, OPTIONS, PYTHON_VERSIONS, combination_id
 from slugify import slugify
 
-PYTHON_VERSIONS = OPTIONS["python_version"]
 # `${{ … }}` is a GitHub Actions expression, meant to be in the output.
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter", re.IGNORECASE)
 TOOL_OUTPUT = {".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
@@ -87,6 +86,11 @@ def venv_python(baked: Baked, install: Install) -> Path:
 
 def generated_files(baked: Baked) -> list[Path]:
     return sorted(baked.path / name for name in baked.files if (baked.path / name).is_file())
+
+
+def test_every_value_of_every_option_is_baked() -> None:
+    for name, values in OPTIONS.items():
+        assert {answers[name] for answers in COMBINATIONS} == set(values), name
 
 
 def test_matrix_is_pairwise() -> None:

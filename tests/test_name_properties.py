@@ -20,6 +20,7 @@ import pytest
 from conftest import Bake, Install, run
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from matrix import DEFAULT_PYTHON
 
 Cli = Callable[..., Any]
 
@@ -40,7 +41,7 @@ names = st.one_of(
 @pytest.fixture(scope="module")
 def shared_python(bake: Bake, install: Install) -> Path:
     """One environment with every dependency a generated project has, whatever its name."""
-    return install(bake(), "3.11")
+    return install(bake(), DEFAULT_PYTHON)
 
 
 @pytest.mark.slow

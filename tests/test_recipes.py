@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Bake, Install, run
+from matrix import DEFAULT_PYTHON
 
 RECIPES = ("Add an endpoint", "Add a second upstream")
 STEP = re.compile(
@@ -91,7 +92,7 @@ def test_both_recipes_applied_as_written_pass_every_check(
     for title in RECIPES:
         for step in recipe_steps(readme, title):
             apply(step, project)
-    python = install(project, "3.11")
+    python = install(project, DEFAULT_PYTHON)
     for fix in (["check", "--fix", "--no-cache", "."], ["format", "--no-cache", "."]):
         run([python, "-m", "ruff", *fix], project)
     run([python, "-m", "ruff", "check", "--no-cache", "."], project)

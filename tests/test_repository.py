@@ -9,6 +9,7 @@ import sys
 import yaml
 from ci_tools import ACTION_RELEASES, action_pins, actionlint, newest_release, zizmor
 from conftest import TEMPLATE_ROOT, run
+from matrix import PYTHON_VERSIONS
 
 OWN_PYTHON = ["hooks", "tests", "benchmarks", "local_extensions.py"]
 OWN_WORKFLOWS = sorted((TEMPLATE_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -40,6 +41,12 @@ def test_own_workflow_runs_the_readme_test_command() -> None:
         for job in yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"].values():
             commands += [step["run"].strip() for step in job["steps"] if "run" in step]
     assert commands == [readme_commands()[1]]
+
+
+def test_own_workflow_tests_every_supported_python() -> None:
+    (workflow,) = OWN_WORKFLOWS
+    (job,) = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"].values()
+    assert job["strategy"]["matrix"]["python-version"] == PYTHON_VERSIONS
 
 
 def test_own_workflows_pass_actionlint_with_shellcheck() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Bake, Install, free_port, stop
+from matrix import DEFAULT_PYTHON
 
 PACKAGE = "my_async_service"
 SERVICE_ENV = {
@@ -80,7 +81,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def service_python(bake: Bake, install: Install) -> Path:
-    return install(bake(), "3.11")
+    return install(bake(), DEFAULT_PYTHON)
 
 
 def upstream_stats(upstream_url: str) -> dict[str, Any]:
