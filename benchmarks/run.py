@@ -22,8 +22,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,9 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_ROOT = HERE.parent
+sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
+from support import processes  # noqa: E402 - the fake upstream and process helpers, shared
+
 PACKAGE = "my_async_service"
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
@@ -100,13 +101,6 @@ class Run:
 # --- processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 CORES = sorted(os.sched_getaffinity(0))  # read once, before this process pins itself
 
 
@@ -117,16 +111,6 @@ def two_cores() -> bool:
 def pin(pid: int, core: int) -> None:
     if two_cores():
         os.sched_setaffinity(pid, {CORES[core]})
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,24 +142,13 @@ def settle(upstream: str) -> None:
 
 @contextmanager
 def fake_upstream(python: str, latency_ms: float) -> Iterator[str]:
-    process = subprocess.Popen(
-        [python, str(HERE / "fake_upstream.py"), str(latency_ms)],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert process.stdout is not None
-        pin(process.pid, 1)
-        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
-    finally:
-        stop(process)
-        if process.stdout is not None:
-            process.stdout.close()
+    with processes.fake_upstream(python, latency_ms, started=lambda pid: pin(pid, 1)) as url:
+        yield url
 
 
 @contextmanager
 def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    port = free_port()
+    port = processes.free_port()
     env = {
         **os.environ,
         "PORT": str(port),
@@ -191,21 +164,13 @@ def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[b
     try:
         pin(process.pid, 0)
         url = f"http://127.0.0.1:{port}"
-        deadline = started + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{variant.name} exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.perf_counter() > deadline:
-                    raise RuntimeError(f"{variant.name} did not answer /health") from None
-                time.sleep(0.005)
+        try:
+            processes.wait_until_healthy(process, url)
+        except RuntimeError as error:
+            raise RuntimeError(f"{variant.name}: {error}") from None
         yield process, url, (time.perf_counter() - started) * 1000
     finally:
-        stop(process)
+        processes.stop(process)
 
 
 # --- load generators -------------------------------------------------------------------------
@@ -291,30 +256,43 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
 # --- the benchmark ---------------------------------------------------------------------------
 
 
-def prepare(workdir: Path, smoke: bool) -> tuple[list[Variant], str]:
-    """Bake the default project and install the variants; returns them and a plain python."""
+def bake(template: Path, output: Path) -> Path:
+    """The default project of ``template``, baked into ``output``."""
     from cookiecutter.main import cookiecutter
 
-    config = workdir / "cookiecutter.yaml"
-    config.write_text(f"cookiecutters_dir: {workdir / 'cc'}\nreplay_dir: {workdir / 'replay'}\n")
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE_ROOT), no_input=True, output_dir=str(workdir), config_file=str(config)
-        )
+    output.mkdir(parents=True)
+    config = output / "cookiecutter.yaml"
+    config.write_text(f"cookiecutters_dir: {output / 'cc'}\nreplay_dir: {output / 'replay'}\n")
+    return Path(
+        cookiecutter(str(template), no_input=True, output_dir=str(output), config_file=str(config))
     )
+
+
+def install(project: Path, venv: Path, requirements: list[str]) -> str:
+    """A new venv with ``requirements`` installed from ``project``; its python."""
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, venv], check=True)
+    python = str(venv / "bin" / "python")
+    command = [*uv, "pip", "install", "-q", "--python", python, *requirements]
+    if subprocess.run([*command, "--offline"], cwd=project, check=False).returncode:
+        subprocess.run(command, cwd=project, check=True)
+    return python
+
+
+def prepare(workdir: Path, smoke: bool, baseline: str | None) -> tuple[list[Variant], str]:
+    """Bake the default project and install the variants; returns them and a plain python.
+
+    With ``baseline`` (a git ref of this repository), the default project of the template at
+    that ref is measured too, in the same run: before and after a change, side by side.
+    """
+    project = bake(TEMPLATE_ROOT, workdir / "current")
     installs = {"fast": [".[speedups]"], "plain": ["."]}
     if not smoke:
         installs |= {"orjson": [".", "orjson>=3.10,<4"], "uvloop": [".", "uvloop>=0.21,<1"]}
-    pythons = {}
-    for name, requirements in installs.items():
-        venv = workdir / f"venv-{name}"
-        uv = [sys.executable, "-m", "uv"]
-        subprocess.run([*uv, "venv", "-q", "--python", sys.executable, venv], check=True)
-        python = str(venv / "bin" / "python")
-        install = [*uv, "pip", "install", "-q", "--python", python, *requirements]
-        if subprocess.run([*install, "--offline"], cwd=project, check=False).returncode:
-            subprocess.run(install, cwd=project, check=True)
-        pythons[name] = python
+    pythons = {
+        name: install(project, workdir / f"venv-{name}", requirements)
+        for name, requirements in installs.items()
+    }
     service = ("-m", PACKAGE)
     variants = [
         Variant("reference (asyncio, json)", (pythons["plain"], str(HERE / "reference_app.py"))),
@@ -326,6 +304,13 @@ def prepare(workdir: Path, smoke: bool) -> tuple[list[Variant], str]:
             Variant("generated, orjson only", (pythons["orjson"], *service)),
             Variant("generated, uvloop only", (pythons["uvloop"], *service)),
         ]
+    if baseline is not None:
+        clone = workdir / "baseline-template"
+        subprocess.run(["git", "clone", "-q", str(TEMPLATE_ROOT), str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "-q", baseline], check=True)
+        old = bake(clone, workdir / "baseline")
+        python = install(old, workdir / "venv-baseline", [".[speedups]"])
+        variants.append(Variant(f"generated at {baseline}, default install", (python, *service)))
     return variants, pythons["plain"]
 
 
@@ -404,6 +389,8 @@ def report(
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `python benchmarks/run.py"
         + (" --smoke" if args.smoke else "")
+        + (f" --baseline {args.baseline}" if args.baseline else "")
+        + (f" --variants '{args.variants}'" if args.variants else "")
         + f" --repeats {args.repeats} --duration {args.duration:g}`",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
         f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}",
@@ -472,6 +459,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
     parser.add_argument(
+        "--baseline", default=None, help="also measure the template at this git ref (before/after)"
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated parts of variant names to run (the reference always runs)",
+    )
+    parser.add_argument(
         "--loadgen",
         choices=["auto", "wrk", "python"],
         default="auto",
@@ -486,7 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        variants, plain_python = prepare(Path(workdir), args.smoke)
+        variants, plain_python = prepare(Path(workdir), args.smoke, args.baseline)
+        wanted = [part for part in args.variants.split(",") if part]
+        if wanted:
+            variants = variants[:1] + [
+                v for v in variants[1:] if any(part in v.name for part in wanted)
+            ]
         scenarios = [scenario for scenario in SCENARIOS if args.only in scenario.name]
         runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk, scenarios)
     text = report(runs, variants, scenarios, args, tool)

@@ -11,8 +11,6 @@ import functools
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ import pytest
 import uv
 from cookiecutter.main import cookiecutter
 from hypothesis import settings as hypothesis_settings
+from support.processes import fake_upstream
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,40 +229,8 @@ def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.Comp
     return cookiecutter_cli
 
 
-FAKE_UPSTREAM = Path(__file__).parent / "support" / "fake_upstream_server.py"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> int:
-    """Signal a process we started, by pid; wait (bounded); kill it if it will not stop."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            return process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    return process.returncode
-
-
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    """A misbehaving upstream API in its own process (see support/fake_upstream_server.py)."""
-    process = subprocess.Popen(
-        [sys.executable, FAKE_UPSTREAM], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
-        if process.stdout is not None:
-            process.stdout.close()
+    """A misbehaving upstream API in its own process (see support/fake_upstream.py)."""
+    with fake_upstream() as url:
+        yield url

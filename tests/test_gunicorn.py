@@ -12,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Bake, Install, free_port, run, stop
+from conftest import Bake, Install, run
+from matrix import DEFAULT_PYTHON
+from support.processes import free_port, stop, wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gunicorn")]
 
@@ -32,7 +34,7 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
     bake: Bake, install: Install, upstream: str, tmp_path: Path
 ) -> None:
     project = bake()
-    python = install(project, "3.11")
+    python = install(project, DEFAULT_PYTHON)
     uv_pip = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
     run([*uv_pip, "-e", ".[gunicorn]"], project)
     port = free_port()
@@ -61,15 +63,9 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
             stdin=subprocess.DEVNULL,
         )
     try:
+        wait_until_healthy(master, f"http://127.0.0.1:{port}", explain=log.read_text)
+        health = get(f"http://127.0.0.1:{port}/health")
         deadline = time.monotonic() + 20
-        while True:
-            assert master.poll() is None, log.read_text()
-            try:
-                health = get(f"http://127.0.0.1:{port}/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
         while len(workers := worker_pids(master.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)  # the first worker may answer before the second has booted
 

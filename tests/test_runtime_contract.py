@@ -1,5 +1,5 @@
 """End to end: the baked default project, installed and started with ``python -m``, keeps its
-runtime contract against a real misbehaving upstream (tests/support/fake_upstream_server.py).
+runtime contract against a real misbehaving upstream (tests/support/fake_upstream.py).
 
 Everything listens on 127.0.0.1, every wait is bounded, and every process is stopped by pid.
 """
@@ -24,8 +24,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Bake, Install, free_port, stop
+from conftest import Bake, Install
 from matrix import DEFAULT_PYTHON
+from support.processes import free_port, stop, wait_until_healthy
 
 PACKAGE = "my_async_service"
 SERVICE_ENV = {
@@ -112,15 +113,7 @@ def running_service(
         )
     service = Service(process, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if service.get("/health").status == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "service did not answer /health in 15 s"
-                time.sleep(0.05)
+        wait_until_healthy(process, service.url, explain=log.read_text)
         yield service
     finally:
         stop(process)

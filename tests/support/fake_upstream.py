@@ -1,32 +1,43 @@
-"""A misbehaving upstream API for end-to-end tests, run as its own process on 127.0.0.1.
+"""The one stand-in for the upstream API, run as its own process on 127.0.0.1 by the template
+tests, the benchmark and ``./dev demo``.
 
-The item id picks the behaviour, so tests need no control channel:
+    python tests/support/fake_upstream.py [LATENCY_MS]
 
-    ok-*        200 {"id": ...}             missing     404
+prints its port once it listens. Items answer after LATENCY_MS (default 0); the item id picks
+any misbehaviour, so callers need no control channel:
+
+    ok-*, others  200 {"id": ...}       missing     404
     boom        503 every time              flaky-*     503 once per id, then 200
     limited-*   429 Retry-After: 1 once     slow-*      200 after 0.3 s
     hang        never answers (until the process stops)
     badjson     200 with an invalid body    html        200 text/html
     huge        200 with a 4 MiB body       reset       connection closed mid-response
 
-``GET /__stats`` returns the TCP connections accepted, every path requested and the
-X-Request-ID headers received. Prints its port on stdout once it listens.
+``GET /__stats`` returns the TCP connections accepted, the requests served, the requests in
+flight now and at most, and the latest paths and X-Request-ID headers received;
+``POST /__reset`` zeroes the request counters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections import Counter
+from collections import Counter, deque
 
 from aiohttp import web
 
+RECENT = 100_000  # paths and request ids kept for /__stats (bounded: the benchmark sends many)
+
 
 class Upstream:
-    def __init__(self) -> None:
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
         self.connections = 0
-        self.paths: list[str] = []
-        self.request_ids: list[str] = []
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.paths: deque[str] = deque(maxlen=RECENT)
+        self.request_ids: deque[str] = deque(maxlen=RECENT)
         self.seen: Counter[str] = Counter()
 
     def connection_made(self) -> None:
@@ -34,16 +45,35 @@ class Upstream:
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"connections": self.connections, "paths": self.paths, "request_ids": self.request_ids}
+            {
+                "connections": self.connections,
+                "requests": self.requests,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "paths": list(self.paths),
+                "request_ids": list(self.request_ids),
+            }
         )
 
+    async def reset(self, request: web.Request) -> web.Response:
+        self.requests = self.max_in_flight = 0
+        return web.json_response({})
+
     async def catch_all(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
         self.paths.append(request.raw_path)
         self.request_ids.append(request.headers.get("X-Request-ID", ""))
         prefix = "/items/"
         if not request.raw_path.startswith(prefix):
             return web.json_response({"error": "not an item"}, status=400)
-        return await self.item(request, request.raw_path[len(prefix) :])
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return await self.item(request, request.raw_path[len(prefix) :])
+        finally:
+            self.in_flight -= 1
 
     async def item(self, request: web.Request, item_id: str) -> web.StreamResponse:
         self.seen[item_id] += 1
@@ -71,30 +101,31 @@ class Upstream:
         return web.json_response({"id": item_id})
 
 
-async def main() -> None:
-    upstream = Upstream()
+async def main(latency_ms: float) -> None:
+    upstream = Upstream(latency_ms / 1000)
     app = web.Application()
     app.router.add_get("/__stats", upstream.stats)
+    app.router.add_post("/__reset", upstream.reset)
     app.router.add_route("*", "/{tail:.*}", upstream.catch_all)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     server = runner.server
     assert server is not None
-    original_factory = server.__call__
 
     def counting_factory() -> asyncio.BaseProtocol:
         upstream.connection_made()
-        return original_factory()
+        return server()
 
     # Listen with a protocol factory that counts each accepted connection.
-    listener = await asyncio.get_running_loop().create_server(counting_factory, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    print(port, flush=True)
+    listener = await asyncio.get_running_loop().create_server(
+        counting_factory, "127.0.0.1", 0, backlog=1024
+    )
+    print(listener.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main())
+        asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))
     except KeyboardInterrupt:
         sys.exit(0)

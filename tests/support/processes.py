@@ -1,0 +1,83 @@
+"""Start and stop the processes that the template tests, the benchmark and ``./dev demo`` run:
+the fake upstream, and a service until it answers ``/health``. Everything listens on
+127.0.0.1; every process is stopped by pid, with a bound on every wait."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+FAKE_UPSTREAM = Path(__file__).resolve().parent / "fake_upstream.py"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> int:
+    """Signal a process we started, by pid; wait (bounded); kill it if it will not stop."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return process.returncode
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[bytes],
+    url: str,
+    timeout: float = 20,
+    explain: Callable[[], str] = lambda: "",
+) -> float:
+    """Poll ``url/health`` until it answers 200; the seconds that took. Raises RuntimeError
+    (with ``explain()``, e.g. the log) if the process exits or the time runs out."""
+    started = time.perf_counter()
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before answering\n{explain()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            pass
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"no answer from {url}/health in {timeout:g} s\n{explain()}")
+        time.sleep(0.005)
+
+
+@contextmanager
+def fake_upstream(
+    python: str | Path = sys.executable,
+    latency_ms: float = 0,
+    started: Callable[[int], None] = lambda pid: None,
+) -> Iterator[str]:
+    """The fake upstream in its own process; yields its base URL. ``started`` gets its pid
+    (the benchmark pins it to a core)."""
+    process = subprocess.Popen(
+        [str(python), str(FAKE_UPSTREAM), str(latency_ms)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        started(process.pid)
+        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
