@@ -254,10 +254,23 @@ def test_ci_tests_the_minimum_python_and_every_newer_one(baked: Baked) -> None:
         config = yaml.safe_load((baked.path / ".gitlab-ci.yml").read_text(encoding="utf-8"))
         versions = config["test"]["parallel"]["matrix"][0]["PYTHON_VERSION"]
     else:
-        readme = (baked.path / "README.md").read_text(encoding="utf-8")
-        assert "No CI is configured" in readme
+        assert not (baked.path / ".github").exists()
+        assert not (baked.path / ".gitlab-ci.yml").exists()
         return
     assert versions == baked.newer_pythons
+
+
+def test_readme_mentions_only_the_optional_files_that_exist(baked: Baked) -> None:
+    readme = (baked.path / "README.md").read_text(encoding="utf-8")
+    mentions = {
+        ".github/workflows/ci.yml": "`.github/workflows/ci.yml`",
+        ".gitlab-ci.yml": "`.gitlab-ci.yml`",
+        ".pre-commit-config.yaml": "pre-commit",
+        "Dockerfile": "docker build",
+    }
+    assert {name: mention in readme for name, mention in mentions.items()} == {
+        name: (baked.path / name).exists() for name in mentions
+    }
 
 
 def test_pyproject_follows_the_python_and_license_answers(baked: Baked) -> None:
@@ -289,7 +302,6 @@ def test_license_file_has_the_chosen_text(baked: Baked) -> None:
 
 def test_dockerfile_uses_the_minimum_python(baked: Baked) -> None:
     if not baked.answers["use_docker"]:
-        assert "## Docker" not in (baked.path / "README.md").read_text(encoding="utf-8")
         return
     dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
     assert f"PYTHON_VERSION={baked.answers['python_version']}" in dockerfile

@@ -15,8 +15,6 @@ from typing import Any
 
 from yarl import URL
 
-from .clients.core import UpstreamPolicy
-
 DEFAULT_UPSTREAM_BASE_URL = {{ cookiecutter.upstream_base_url|quoted }}
 
 
@@ -169,16 +167,3 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
         return cls(**values)
-
-    def upstream_policy(self) -> UpstreamPolicy:
-        """How the upstream is called, for the client core."""
-        return UpstreamPolicy(
-            timeout=self.upstream_timeout,
-            connect_timeout=self.upstream_connect_timeout,
-            retries=self.upstream_retries,
-            retry_backoff=self.upstream_retry_backoff,
-            pool_size=self.upstream_pool_size,
-            max_response_bytes=self.upstream_max_response_bytes,
-            circuit_breaker_threshold=self.circuit_breaker_threshold,
-            circuit_breaker_cooldown=self.circuit_breaker_cooldown,
-        )

@@ -4,9 +4,9 @@ breaker, a size cap and typed errors. Per-upstream modules only name paths and s
 A call passes one layer per concern, top to bottom::
 
     get_json        builds the URL
-    _guarded        the circuit breaker (when enabled)
+    _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
-    _observed       what an observer (metrics, tracing) sees of each attempt
+    _observed       what an observer (metrics, tracing) sees of each attempt (only with one)
     _attempt        one request: headers, status, content type, size cap, JSON
 
 Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from types import TracebackType
 from typing import ClassVar, Literal, Protocol, Self
 
@@ -46,6 +47,7 @@ MAX_RETRY_AFTER_SECONDS = 5.0
 MAX_DRAINED_BYTES = 64 * 1024
 
 Outcome = Literal["ok", "not_found", "error", "timeout"]
+Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class UpstreamClient:
         self._breaker = breaker
         self._observer = observer
         self._jitter = jitter
+        # Without an observer, attempts skip its layer: the common case pays for nothing.
+        self._send: Send = self._attempt if observer is None else partial(self._observed, observer)
 
     @classmethod
     def open(
@@ -149,17 +153,18 @@ class UpstreamClient:
         await self.close()
 
     async def get_json(self, *segments: str) -> JSONValue:
-        """``GET {base_url}/{segments...}`` (each one path segment, encoded) as JSON data.
+        """``GET {base_url}/{segments...}`` as JSON data. Segments are percent-encoded; a ``/``
+        in one would split it, so callers pass validated ids.
 
         Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
         UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
-        return await self._guarded(self._base_url.joinpath(*segments))
-
-    async def _guarded(self, url: URL) -> JSONValue:
-        breaker = self._breaker
-        if breaker is None:
+        url = self._base_url.joinpath(*segments)
+        if self._breaker is None:
             return await self._with_retries(url)
+        return await self._guarded(url, self._breaker)
+
+    async def _guarded(self, url: URL, breaker: CircuitBreaker) -> JSONValue:
         breaker.before_call()
         try:
             result = await self._with_retries(url)
@@ -176,13 +181,14 @@ class UpstreamClient:
         return result
 
     async def _with_retries(self, url: URL) -> JSONValue:
+        """Attempt; while the failure is transient and attempts and time are left, wait, retry."""
         policy, loop = self._policy, asyncio.get_running_loop()
         deadline = loop.time() + policy.timeout
         budget = self._session.timeout  # the first attempt may use all of it
         attempt = 1
         while True:
             try:
-                return await self._observed(url, budget)
+                return await self._send(url, budget)
             except _TRANSIENT as error:
                 delay = self._delay(error, attempt)
                 remaining = deadline - loop.time() - delay
@@ -194,10 +200,9 @@ class UpstreamClient:
             budget = aiohttp.ClientTimeout(total=remaining, connect=policy.connect_timeout)
             attempt += 1
 
-    async def _observed(self, url: URL, budget: aiohttp.ClientTimeout) -> JSONValue:
-        observer = self._observer
-        if observer is None:
-            return await self._attempt(url, budget)
+    async def _observed(
+        self, observer: UpstreamObserver, url: URL, budget: aiohttp.ClientTimeout
+    ) -> JSONValue:
         started = time.perf_counter()
         try:
             result = await self._attempt(url, budget)

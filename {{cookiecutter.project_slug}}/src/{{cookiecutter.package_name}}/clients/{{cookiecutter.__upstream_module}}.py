@@ -1,17 +1,17 @@
 """The client for the upstream API: one method per endpoint, each naming its path.
 
-Sessions, timeouts, retries, the circuit breaker and errors come from ``core``.
+Sessions, timeouts, retries, the circuit breaker and errors come from ``core``; how they are
+set, from ``policy``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from ..jsonlib import JSONValue
+from ..settings import Settings
 from .core import UpstreamClient
-
-if TYPE_CHECKING:  # settings imports the core, which imports this package
-    from ..settings import Settings
+from .policy import upstream_policy
 
 
 class {{ cookiecutter.__upstream_class }}(UpstreamClient):
@@ -22,7 +22,7 @@ class {{ cookiecutter.__upstream_class }}(UpstreamClient):
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         """Open the client; call from a running event loop, close with ``close()``."""
-        return cls.open(settings.upstream_base_url, settings.upstream_policy())
+        return cls.open(settings.upstream_base_url, upstream_policy(settings))
 
     async def get_item(self, item_id: str) -> JSONValue:
         """``GET /items/{item_id}``: the item as JSON data. Raises an ``UpstreamError``."""
