@@ -115,6 +115,8 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         f"{package}/handlers.py",
         f"{package}/middlewares.py",
         f"{package}/errors.py",
+        f"{package}/openapi.py",
+        "schemathesis.toml",
         f"{package}/clients/{baked.upstream_module}.py",
         "tests/conftest.py",
     }

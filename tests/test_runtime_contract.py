@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Bake, Install
+from conftest import Bake, Install, run
 from matrix import DEFAULT_PYTHON
 from support.processes import free_port, stop, wait_until_healthy
 
@@ -499,3 +499,24 @@ def test_shutdown_drain_is_bounded_by_shutdown_timeout(
 
     assert service.process.returncode == 0
     assert drain_seconds < 1 + 3  # SHUTDOWN_TIMEOUT plus slack, far below the 60 s hang
+
+
+# --- the API description ---------------------------------------------------------------------
+
+
+def test_the_started_service_keeps_to_its_openapi_document(
+    service: Service, service_python: Path
+) -> None:
+    # The generated project's own schemathesis.toml (both modes, deterministic, bounded) and
+    # schemathesis' command line, as the generated README shows it.
+    project = service_python.parent.parent.parent
+    document = service.get("/openapi.json")
+    assert document.status == 200 and document.body["openapi"].startswith("3.1")
+    result = run(
+        [service_python.parent / "schemathesis", "run", service.url + "/openapi.json"],
+        project,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout

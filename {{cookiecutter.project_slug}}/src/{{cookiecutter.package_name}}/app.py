@@ -11,8 +11,10 @@ from aiohttp import web
 from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
 from .handlers import add_routes
-from .keys import SETTINGS, UPSTREAM
+from .jsonlib import dumps
+from .keys import OPENAPI, SETTINGS, UPSTREAM
 from .middlewares import json_errors, request_id
+from .openapi import document
 from .settings import Settings
 
 Client = TypeVar("Client")
@@ -34,6 +36,7 @@ def create_app(
         handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
+    app[OPENAPI] = dumps(document())
     if upstream is None:
         open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
         app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))

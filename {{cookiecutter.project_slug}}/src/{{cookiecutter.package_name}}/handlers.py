@@ -8,7 +8,7 @@ from . import validation
 from .batch import fetch_all
 from .errors import InvalidRequestError, UnsupportedMediaTypeError
 from .jsonlib import loads
-from .keys import SETTINGS, UPSTREAM
+from .keys import OPENAPI, SETTINGS, UPSTREAM
 from .responses import json_response
 
 _HEALTHY = {"status": "ok"}
@@ -17,6 +17,11 @@ _HEALTHY = {"status": "ok"}
 async def health(request: web.Request) -> web.Response:
     """Liveness: answers without touching the upstream."""
     return json_response(_HEALTHY)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI document: what every route accepts and answers."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
 async def get_item(request: web.Request) -> web.Response:
@@ -44,5 +49,7 @@ async def get_items_batch(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Every route of the service, in one place."""
     app.router.add_get("/health", health, allow_head=True)
+    app.router.add_get("/openapi.json", openapi_json)
     app.router.add_post("/api/items/batch", get_items_batch)
-    app.router.add_get("/api/items/{item_id}", get_item, allow_head=False)
+    # Not "batch": that path is the batch route's (GET on it is 405, as the document says).
+    app.router.add_get("/api/items/{item_id:(?!batch$)[^/]+}", get_item, allow_head=False)
