@@ -520,3 +520,116 @@ def test_the_started_service_keeps_to_its_openapi_document(
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout
+
+
+# --- probes, drain, quiet logs -------------------------------------------------------------
+
+
+def test_probes_answer_and_no_response_names_the_framework(service: Service) -> None:
+    live, ready = service.get("/health/live"), service.get("/health/ready")
+
+    assert (live.status, live.body) == (200, {"status": "ok"})
+    assert (ready.status, ready.body) == (200, {"status": "ready"})
+    for response in (live, ready, service.get("/nowhere"), service.get("/api/items/missing")):
+        server = response.headers.get("Server", "").lower()
+        assert server
+        assert "aiohttp" not in server
+        assert "python" not in server
+
+
+def test_sigterm_drains_readiness_fails_while_everything_else_serves_then_exits_0(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    drain = 2.0
+    with running_service(
+        service_python, tmp_path, upstream, SHUTDOWN_DRAIN_SECONDS=str(drain)
+    ) as service:
+        service.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        deadline = signalled + drain / 2
+        while (ready := service.get("/health/ready")).status == 200:
+            assert time.monotonic() < deadline, "readiness still 200 during the drain"
+            time.sleep(0.02)
+        # Still serving, on new connections (urllib opens one per request).
+        live, item = service.get("/health/live"), service.get("/api/items/ok-9")
+        assert time.monotonic() - signalled < drain
+        exit_code = service.process.wait(timeout=drain + 15)
+
+    assert (ready.status, ready.body) == (503, {"status": "draining"})
+    assert (live.status, item.status) == (200, 200)
+    assert exit_code == 0
+    assert time.monotonic() - signalled >= drain
+    assert "Traceback" not in service.log.read_text()
+
+
+def test_sigint_skips_the_drain(service_python: Path, tmp_path: Path, upstream: str) -> None:
+    with running_service(service_python, tmp_path, upstream, SHUTDOWN_DRAIN_SECONDS="30") as s:
+        s.process.send_signal(signal.SIGINT)
+        assert s.process.wait(timeout=10) == 0
+
+
+ROLLING_DELAY = 1.0  # how long after SIGTERM the "balancer" still sends to the old instance
+
+
+@pytest.mark.parametrize(("drain", "expect_failures"), [(2.0, False), (0.0, True)])
+def test_rolling_update_loses_nothing_with_a_drain(
+    service_python: Path, tmp_path: Path, upstream: str, drain: float, expect_failures: bool
+) -> None:
+    # Two instances behind a client that, like a Kubernetes Service, stops sending to one only
+    # ROLLING_DELAY after it got SIGTERM (endpoint removal reaches the proxies late).
+    env = {"SHUTDOWN_DRAIN_SECONDS": str(drain)}
+    with (
+        running_service(service_python, tmp_path, upstream, **env) as old,
+        running_service(service_python, tmp_path, upstream, **env) as new,
+    ):
+
+        async def load() -> tuple[int, int]:
+            outcomes = {"ok": 0, "failed": 0}
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                terminated_at = time.monotonic()
+                old.process.send_signal(signal.SIGTERM)
+                ends = terminated_at + ROLLING_DELAY + 0.5
+                turn = 0
+                while time.monotonic() < ends:
+                    turn += 1
+                    removed = time.monotonic() - terminated_at >= ROLLING_DELAY
+                    target = new if removed or turn % 2 else old
+                    try:
+                        async with session.get(f"{target.url}/api/items/ok-{turn}") as answer:
+                            outcomes["ok" if answer.status == 200 else "failed"] += 1
+                    except aiohttp.ClientError:
+                        outcomes["failed"] += 1
+            return outcomes["ok"], outcomes["failed"]
+
+        ok, failed = asyncio.run(load())
+        assert old.process.wait(timeout=drain + 15) == 0
+
+    assert ok > 50
+    assert (failed > 0) is expect_failures, f"{failed} failed of {ok + failed}"
+
+
+MALFORMED = [
+    b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+    b"GET /" + b"u" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /health HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
+]
+
+
+def test_malformed_requests_are_one_warning_each_without_traceback(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    with running_service(service_python, tmp_path, upstream, LOG_FORMAT="json") as service:
+        host, port = service.url.removeprefix("http://").split(":")
+        for raw in MALFORMED * 10:
+            with socket.create_connection((host, int(port)), timeout=5) as connection:
+                connection.sendall(raw)
+                connection.recv(4096)
+        assert service.get("/health").status == 200
+    lines = [json.loads(line) for line in service.log.read_text().splitlines() if line[:1] == "{"]
+
+    refused = [line for line in lines if "refused malformed HTTP" in line["message"]]
+    assert len(refused) == len(MALFORMED) * 10
+    assert all(line["level"] == "WARNING" and "127.0.0.1" in line["message"] for line in refused)
+    assert not [line for line in lines if line["level"] in {"ERROR", "CRITICAL"}]
+    assert "Traceback" not in service.log.read_text()

@@ -7,7 +7,9 @@ from unittest.mock import AsyncMock
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
+from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.errors import (
     UpstreamCircuitOpenError,
     UpstreamError,
@@ -15,6 +17,8 @@ from {{ cookiecutter.package_name }}.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from {{ cookiecutter.package_name }}.keys import LIFECYCLE
+from {{ cookiecutter.package_name }}.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
 
@@ -201,3 +205,34 @@ async def test_open_circuit_is_503(client: Client, upstream: AsyncMock) -> None:
 
     assert response.status == 503
     assert await response.json() == {"error": "upstream is failing"}
+
+
+async def test_probes_answer_live_and_ready(client: Client, upstream: AsyncMock) -> None:
+    live = await client.get("/health/live")
+    ready = await client.get("/health/ready")
+
+    assert (live.status, await live.json()) == (200, {"status": "ok"})
+    assert (ready.status, await ready.json()) == (200, {"status": "ready"})
+    upstream.get_item.assert_not_called()
+
+
+async def test_readiness_is_503_while_draining_and_liveness_stays_200(
+    aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
+) -> None:
+    app = create_app(settings, upstream=upstream)
+    app[LIFECYCLE].draining = True  # what SIGTERM sets when a drain is configured
+    client = await aiohttp_client(app)
+
+    ready = await client.get("/health/ready")
+    live = await client.get("/health/live")
+
+    assert (ready.status, await ready.json()) == (503, {"status": "draining"})
+    assert live.status == 200
+
+
+async def test_responses_name_neither_the_framework_nor_versions(client: Client) -> None:
+    for path in ("/health", "/nowhere", "/api/items/..", "/openapi.json"):
+        server = (await client.get(path)).headers.get("Server", "").lower()
+        assert server
+        assert "aiohttp" not in server
+        assert "python" not in server

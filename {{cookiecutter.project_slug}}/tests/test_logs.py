@@ -6,10 +6,12 @@ import json
 import logging
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
 from {{ cookiecutter.package_name }} import request_ids
 from {{ cookiecutter.package_name }}.logs import (
     JsonFormatter,
+    MalformedRequestFilter,
     RequestIdFilter,
     configure_logging,
 )
@@ -105,3 +107,35 @@ def test_text_format_is_readable_and_respects_the_level(
     err = capsys.readouterr().err
     assert "hidden" not in err
     assert "WARNING svc [-] shown" in err
+
+
+def aiohttp_error_record(error: Exception, level: int = logging.ERROR) -> logging.LogRecord:
+    """The record aiohttp's server logs for a request it could not handle."""
+    return logging.LogRecord(
+        "aiohttp.server",
+        level,
+        __file__,
+        1,
+        "Error handling request from %s",
+        ("203.0.113.9",),
+        (type(error), error, None),
+    )
+
+
+def test_a_refused_malformed_request_is_one_warning_without_traceback() -> None:
+    record = aiohttp_error_record(LineTooLong(b"header line", "8190", "20000"))
+
+    assert MalformedRequestFilter().filter(record)
+
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.getMessage().startswith("refused malformed HTTP from 203.0.113.9: ")
+
+
+def test_a_real_application_error_stays_an_error_with_its_traceback() -> None:
+    record = aiohttp_error_record(RuntimeError("bug"))
+
+    assert MalformedRequestFilter().filter(record)
+
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None

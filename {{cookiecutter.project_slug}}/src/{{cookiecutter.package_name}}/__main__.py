@@ -9,6 +9,8 @@ import sys
 from aiohttp import web
 
 from .app import create_app
+from .keys import LIFECYCLE
+from .lifecycle import drain_on_sigterm
 from .logs import configure_logging
 from .settings import Settings, SettingsError
 
@@ -26,15 +28,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def main() -> int:
-    """Run the service; SIGINT or SIGTERM stops it gracefully with exit status 0."""
+    """Run the service; SIGINT or SIGTERM stops it gracefully with exit status 0 (SIGTERM after
+    the drain, when one is set)."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    if settings.shutdown_drain_seconds > 0:
+        drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,

@@ -12,7 +12,9 @@ from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
 from .handlers import add_routes
 from .jsonlib import dumps
-from .keys import OPENAPI, SETTINGS, UPSTREAM
+from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
+from .lifecycle import Lifecycle
+from .logs import quiet_malformed_requests
 from .middlewares import json_errors, request_id
 from .openapi import document
 from .settings import Settings
@@ -36,6 +38,7 @@ def create_app(
         handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
+    app[LIFECYCLE] = Lifecycle()
     app[OPENAPI] = dumps(document())
     if upstream is None:
         open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
@@ -62,4 +65,5 @@ def client_context(
 
 async def app_factory() -> web.Application:
     """Entry point for gunicorn's ``aiohttp.GunicornWebWorker``: settings from the environment."""
+    quiet_malformed_requests()
     return create_app(Settings.from_env())

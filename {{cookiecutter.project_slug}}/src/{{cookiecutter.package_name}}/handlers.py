@@ -8,15 +8,25 @@ from . import validation
 from .batch import fetch_all
 from .errors import InvalidRequestError, UnsupportedMediaTypeError
 from .jsonlib import loads
-from .keys import OPENAPI, SETTINGS, UPSTREAM
+from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
 from .responses import json_response
 
 _HEALTHY = {"status": "ok"}
+_READY = {"status": "ready"}
+_DRAINING = {"status": "draining"}
 
 
 async def health(request: web.Request) -> web.Response:
     """Liveness: answers without touching the upstream."""
     return json_response(_HEALTHY)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 503 while draining. It never calls the upstream: an upstream outage must not
+    take every replica out of the load balancer at once."""
+    if request.app[LIFECYCLE].draining:
+        return json_response(_DRAINING, status=503)
+    return json_response(_READY)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -49,6 +59,8 @@ async def get_items_batch(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Every route of the service, in one place."""
     app.router.add_get("/health", health, allow_head=True)
+    app.router.add_get("/health/live", health, allow_head=True)
+    app.router.add_get("/health/ready", ready, allow_head=True)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_post("/api/items/batch", get_items_batch)
     # Not "batch": that path is the batch route's (GET on it is 405, as the document says).

@@ -10,6 +10,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from . import request_ids
 from .jsonlib import dumps
 
@@ -47,6 +49,29 @@ class JsonFormatter(logging.Formatter):
         return dumps(entry).decode()
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Turn aiohttp's ERROR-with-traceback for a request its HTTP parser refused (an oversized
+    header, a NUL byte, a too-long URL) into one WARNING line with the peer and the reason:
+    scanners send such bytes all day, and they are no error of the service's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(error, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) else "-"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "refused malformed HTTP from %s: %s", (peer, error.message)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter on the loggers aiohttp's server logs through (gunicorn's under it)."""
+    for name in ("aiohttp.server", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+            logger.addFilter(MalformedRequestFilter())
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Send logs to stderr; ``log_format`` is "text", "json" or "auto" (text on a terminal)."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
@@ -54,3 +79,4 @@ def configure_logging(level: str, log_format: str) -> None:
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    quiet_malformed_requests()

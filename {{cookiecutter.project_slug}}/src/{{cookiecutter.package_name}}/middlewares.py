@@ -14,9 +14,17 @@ from .responses import error_response
 logger = logging.getLogger(__name__)
 
 
+# Every response names the service, never the framework or versions (aiohttp would add its
+# own "Python/3.x aiohttp/3.x" where no Server header is set).
+SERVER = "{{ cookiecutter.project_slug }}"
+
+
 @web.middleware
 async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id (the caller's, if valid), log with it and echo it back."""
+    """Give the request an id (the caller's, if valid), log with it and echo it back.
+
+    As the outermost middleware it sees every response the app makes: it sets ``Server`` too.
+    """
     rid = request_ids.accept_or_generate(request.headers.get(request_ids.HEADER))
     token = request_ids.current.set(rid)
     try:
@@ -24,6 +32,7 @@ async def request_id(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         request_ids.current.reset(token)
     response.headers[request_ids.HEADER] = rid
+    response.headers["Server"] = SERVER
     return response
 
 

@@ -52,11 +52,14 @@ _BATCH_RESULT = {
         },
     ]
 }
-_HEALTHY = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {"status": {"const": "ok"}},
-}
+
+
+def _status(value: str) -> dict[str, Any]:
+    """A probe's body: ``{"status": value}``."""
+    return {"type": "object", "required": ["status"], "properties": {"status": {"const": value}}}
+
+
+_HEALTHY = _status("ok")
 _HEALTH_OPERATION = {
     "tags": ["operations"],
     "summary": "Liveness: answers without touching the upstream",
@@ -133,6 +136,17 @@ def document() -> dict[str, Any]:
             },
             # HEAD /health is served too: aiohttp answers HEAD for it as GET, without a body.
             "/health": {"get": _HEALTH_OPERATION},
+            "/health/live": {"get": _HEALTH_OPERATION},
+            "/health/ready": {
+                "get": {
+                    "tags": ["operations"],
+                    "summary": "Readiness: 503 from SIGTERM on, while the service drains",
+                    "responses": {
+                        "200": _answer("Send work here", _status("ready")),
+                        "503": _answer("Draining: send no new work", _status("draining")),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "tags": ["operations"],

@@ -8,14 +8,17 @@ from aiohttp import web
 
 from .jsonlib import dumps
 
+# Given as a header rather than as ``content_type=``, which aiohttp would parse and rebuild for
+# every response (about a microsecond each, measured).
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
 
 def json_response(
     data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """Serialize ``data`` with the fastest available JSON library."""
-    return web.Response(
-        body=dumps(data), status=status, headers=headers, content_type="application/json"
-    )
+    merged = _JSON_HEADERS if headers is None else {**_JSON_HEADERS, **headers}
+    return web.Response(body=dumps(data), status=status, headers=merged)
 
 
 def error_response(

@@ -119,6 +119,9 @@ class Settings:
     shutdown_timeout: float = setting(
         10.0, _seconds(allow_zero=False), "Seconds in-flight requests get after SIGTERM"
     )
+    shutdown_drain_seconds: float = setting(
+        0.0, _seconds(allow_zero=True), "Seconds to go on serving after SIGTERM, not ready"
+    )
     max_body_bytes: int = setting(64 * 1024, _integer(1, 1024**3), "Largest request body")
     upstream_base_url: str = setting(
         DEFAULT_UPSTREAM_BASE_URL, _http_url, "Base URL of the upstream API"
