@@ -117,6 +117,7 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         f"{package}/errors.py",
         f"{package}/openapi.py",
         "schemathesis.toml",
+        "gunicorn.conf.py",
         f"{package}/clients/{baked.upstream_module}.py",
         "tests/conftest.py",
     }

@@ -1,10 +1,12 @@
-"""Multi-core: the generated app runs on several gunicorn aiohttp workers, answers, and stops."""
+"""Multi-core: the generated app runs on several gunicorn aiohttp workers through the project's
+gunicorn.conf.py (the service's own settings, WEB_CONCURRENCY workers), answers, and stops."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,24 +42,20 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
     port = free_port()
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as log_file:
+        # As the generated README runs it: the project's gunicorn.conf.py, the service's settings.
         master = subprocess.Popen(
-            [
-                python.parent / "gunicorn",
-                "my_async_service.app:app_factory",
-                "--worker-class",
-                "aiohttp.GunicornWebWorker",
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--no-control-socket",
-                "--graceful-timeout",
-                "10",
-                "--access-logfile",
-                "-",
-            ],
+            [python.parent / "gunicorn", "-c", "gunicorn.conf.py"],
             cwd=project,
-            env={**os.environ, "UPSTREAM_BASE_URL": upstream, "LOG_FORMAT": "json"},
+            env={
+                **os.environ,
+                "UPSTREAM_BASE_URL": upstream,
+                "LOG_FORMAT": "json",
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "ACCESS_LOG": "true",
+                "WEB_CONCURRENCY": "2",
+                "SHUTDOWN_TIMEOUT": "10",
+            },
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -72,6 +70,10 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         assert health == (200, {"status": "ok"})
         assert get(f"http://127.0.0.1:{port}/api/items/ok-3?token=t0p") == (200, {"id": "ok-3"})
         assert len(workers) == 2
+        # Refused by the parser: one warning line under gunicorn too, no traceback.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            assert connection.recv(4096).split(b" ")[1] == b"400"
         master.send_signal(signal.SIGTERM)
         assert master.wait(timeout=30) == 0
         output = log.read_text()
@@ -79,5 +81,6 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         # The app's access logger also serves gunicorn's access log, query string left out.
         assert '"GET /api/items/ok-3" 200' in output
         assert "t0p" not in output
+        assert "refused malformed HTTP from 127.0.0.1" in output
     finally:
         stop(master)
