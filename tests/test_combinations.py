@@ -106,6 +106,7 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
     always = {
         ".gitignore",
         "README.md",
+        "CONFIGURATION.md",
         "pyproject.toml",
         "pytest.ini",
         f"{package}/__init__.py",
