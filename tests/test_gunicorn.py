@@ -1,5 +1,6 @@
 """Multi-core: the generated app runs on several gunicorn aiohttp workers through the project's
-gunicorn.conf.py (the service's own settings, WEB_CONCURRENCY workers), answers, and stops."""
+gunicorn.conf.py (the service's own settings, WEB_CONCURRENCY workers), answers, drains on
+SIGTERM and stops."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,11 +21,20 @@ from matrix import DEFAULT_PYTHON
 from support.processes import free_port, stop, wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gunicorn")]
+DRAIN = 2.0
 
 
 def get(url: str) -> tuple[int, object]:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return answer.status, json.loads(answer.read())
+
+
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def worker_pids(master_pid: int) -> list[str]:
@@ -55,6 +66,7 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
                 "ACCESS_LOG": "true",
                 "WEB_CONCURRENCY": "2",
                 "SHUTDOWN_TIMEOUT": "10",
+                "SHUTDOWN_DRAIN_SECONDS": str(DRAIN),
             },
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -75,7 +87,16 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
             connection.sendall(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
             assert connection.recv(4096).split(b" ")[1] == b"400"
         master.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        # The workers drain: readiness fails while everything else is still served.
+        while (ready := get_status(f"http://127.0.0.1:{port}/health/ready")) == 200:
+            assert time.monotonic() - signalled < DRAIN / 2, "readiness still 200 while draining"
+            time.sleep(0.02)
+        assert ready == 503
+        assert get(f"http://127.0.0.1:{port}/api/items/ok-4") == (200, {"id": "ok-4"})
+        assert time.monotonic() - signalled < DRAIN
         assert master.wait(timeout=30) == 0
+        assert time.monotonic() - signalled >= DRAIN
         output = log.read_text()
         assert "Traceback" not in output
         # The app's access logger also serves gunicorn's access log, query string left out.

@@ -13,7 +13,7 @@ from .clients import {{ cookiecutter.__upstream_class }}
 from .handlers import add_routes
 from .jsonlib import dumps
 from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, drain_on_sigterm
 from .logs import quiet_malformed_requests
 from .middlewares import json_errors, request_id
 from .openapi import document
@@ -66,4 +66,8 @@ def client_context(
 async def app_factory() -> web.Application:
     """Entry point for gunicorn's ``aiohttp.GunicornWebWorker``: settings from the environment."""
     quiet_malformed_requests()
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    app = create_app(settings)
+    if settings.shutdown_drain_seconds > 0:
+        drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
+    return app

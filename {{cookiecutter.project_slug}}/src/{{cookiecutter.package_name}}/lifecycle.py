@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 
@@ -26,16 +27,18 @@ class Lifecycle:
 
 
 def drain_on_sigterm(app: web.Application, lifecycle: Lifecycle, seconds: float) -> None:
-    """Make SIGTERM start a drain of ``seconds`` before the graceful shutdown. A second SIGTERM,
-    or SIGINT (aiohttp's own handler), shuts down at once."""
+    """Make SIGTERM start a drain of ``seconds``, then the graceful shutdown. A second SIGTERM,
+    or SIGINT, shuts down at once."""
 
     async def take_over_sigterm(app: web.Application) -> None:
-        # Runs at startup, after web.run_app has installed its own SIGTERM handler: replace it.
+        # Runs at startup, after the server (web.run_app, or gunicorn's aiohttp worker) has
+        # installed its own SIGTERM handler: replace it. Both stop gracefully on SIGINT.
         loop = asyncio.get_running_loop()
 
         def begin_drain() -> None:
             if lifecycle.draining:
-                raise web.GracefulExit
+                _shut_down()
+                return
             lifecycle.draining = True
             logger.info("SIGTERM: draining for %gs before shutting down", seconds)
             loop.call_later(seconds, _shut_down)
@@ -46,4 +49,5 @@ def drain_on_sigterm(app: web.Application, lifecycle: Lifecycle, seconds: float)
 
 
 def _shut_down() -> None:
-    raise web.GracefulExit  # web.run_app's own way to stop: the graceful shutdown follows
+    """Start the graceful shutdown the way both servers know: SIGINT to this process."""
+    os.kill(os.getpid(), signal.SIGINT)
