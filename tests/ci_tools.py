@@ -24,7 +24,8 @@ import yaml
 from conftest import clean_environment, run
 
 TOOLS_BIN = Path(sys.executable).parent
-NODE_TOOLS_BIN = TOOLS_BIN.parent / "node" / "node_modules" / ".bin"
+NODE_TOOLS = TOOLS_BIN.parent / "node"
+NODE_TOOLS_BIN = NODE_TOOLS / "node_modules" / ".bin"
 
 # Commit SHAs of action releases, read from each action's own repository (release tag -> commit),
 # as listed in the template's toolchain notes. Workflows may use only these, by full SHA, with
@@ -71,6 +72,15 @@ def zizmor(project: Path, folder: str = ".github") -> subprocess.CompletedProces
 
 def hadolint(project: Path) -> subprocess.CompletedProcess[str]:
     command = [tool("hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"]
+    return run(command, project, check=False, env=tools_env())
+
+
+def github_parser(project: Path, workflows: list[Path]) -> subprocess.CompletedProcess[str]:
+    """GitHub's own workflow parser (@actions/workflow-parser), the one that accepts or refuses
+    a workflow file on github.com, on the Node of ./dev."""
+    script = NODE_TOOLS / "check-github-workflows.mjs"
+    assert script.is_file(), f"{script} is missing: run ./dev to install the tools"
+    command = [tool("node"), "--import", NODE_TOOLS / "json-modules.mjs", script, *workflows]
     return run(command, project, check=False, env=tools_env())
 
 

@@ -21,6 +21,7 @@ from ci_tools import (
     ACTION_RELEASES,
     action_pins,
     actionlint,
+    github_parser,
     gitlab_ci_local,
     hadolint,
     newest_release,
@@ -191,6 +192,14 @@ def test_github_workflows_pass_actionlint_with_shellcheck(baked: Baked) -> None:
     workflows = sorted((baked.path / ".github" / "workflows").glob("*.yml"))
     assert workflows
     result = actionlint(baked.path, workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_workflows_pass_githubs_own_parser(baked: Baked) -> None:
+    if baked.answers["ci_provider"] != "github":
+        return
+    workflows = sorted((baked.path / ".github" / "workflows").glob("*.yml"))
+    result = github_parser(baked.path, workflows)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -7,7 +7,14 @@ import re
 import sys
 
 import yaml
-from ci_tools import ACTION_RELEASES, action_pins, actionlint, newest_release, zizmor
+from ci_tools import (
+    ACTION_RELEASES,
+    action_pins,
+    actionlint,
+    github_parser,
+    newest_release,
+    zizmor,
+)
 from conftest import TEMPLATE_ROOT, run
 from matrix import PYTHON_VERSIONS
 
@@ -52,6 +59,11 @@ def test_own_workflow_tests_every_supported_python() -> None:
 def test_own_workflows_pass_actionlint_with_shellcheck() -> None:
     assert OWN_WORKFLOWS
     result = actionlint(TEMPLATE_ROOT, OWN_WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_own_workflows_pass_githubs_own_parser() -> None:
+    result = github_parser(TEMPLATE_ROOT, OWN_WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
