@@ -243,3 +243,29 @@ def test_the_drift_job_reports_a_moved_template_without_failing_the_pipeline(
     else:  # the job fails, and GitLab shows it as a warning: it may fail
         assert moved.returncode != 0
         assert drift.allow_failure
+
+
+@pytest.mark.slow
+def test_an_update_that_adds_a_setting_keeps_the_projects_suite_green(
+    template: Path, tmp_path: Path, install: Install
+) -> None:
+    # README.md is the user's (skipped by updates); the settings table lives in
+    # CONFIGURATION.md, the template's, so the new setting's row arrives with the setting.
+    project = create(template, tmp_path / "out")
+    settings = template / PACKAGE_DIR / "settings.py"
+    text = settings.read_text(encoding="utf-8")
+    anchor = "    @classmethod\n"
+    assert text.count(anchor) == 1
+    new_field = '    feature_flag: bool = setting(False, _boolean, "A setting added later")\n\n'
+    settings.write_text(text.replace(anchor, new_field + anchor), encoding="utf-8")
+    append(
+        template / TEMPLATE_DIR / "CONFIGURATION.md", "| `FEATURE_FLAG` | `false` | Added later |"
+    )
+    commit_all(template, "Template: a new setting")
+
+    cruft(project, "update", "-y")
+
+    assert "feature_flag" in (project / "src" / "my_async_service" / "settings.py").read_text()
+    assert "FEATURE_FLAG" in (project / "CONFIGURATION.md").read_text(encoding="utf-8")
+    python = install(project, DEFAULT_PYTHON)
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"], project)
