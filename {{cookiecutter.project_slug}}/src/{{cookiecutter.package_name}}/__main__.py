@@ -8,9 +8,7 @@ import sys
 
 from aiohttp import web
 
-from .app import create_app
-from .keys import LIFECYCLE
-from .lifecycle import drain_on_sigterm
+from .app import serving_app
 from .logs import configure_logging
 from .settings import Settings, SettingsError
 
@@ -36,11 +34,8 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    if settings.shutdown_drain_seconds > 0:
-        drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
     web.run_app(
-        app,
+        serving_app(settings),
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,

@@ -63,11 +63,15 @@ def client_context(
     return lifetime
 
 
-async def app_factory() -> web.Application:
-    """Entry point for gunicorn's ``aiohttp.GunicornWebWorker``: settings from the environment."""
-    quiet_malformed_requests()
-    settings = Settings.from_env()
+def serving_app(settings: Settings) -> web.Application:
+    """The app as a server runs it (``python -m`` or gunicorn): with the SIGTERM drain, if set."""
     app = create_app(settings)
     if settings.shutdown_drain_seconds > 0:
         drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
     return app
+
+
+async def app_factory() -> web.Application:
+    """Entry point for gunicorn's ``aiohttp.GunicornWebWorker``: settings from the environment."""
+    quiet_malformed_requests()
+    return serving_app(Settings.from_env())
