@@ -35,6 +35,15 @@ if os.environ.get("CI"):
 INSTALL_TARGET = ".[dev,speedups]"
 
 
+# A fresh CI machine has no git identity: every commit a test makes uses this one.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+}
+
+
 def clean_environment() -> dict[str, str]:
     """This environment minus what would leak our pytest run or venv into a child's."""
     return {
@@ -71,6 +80,15 @@ def run(
             f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
         )
     return result
+
+
+def commit_all(repo: Path, message: str) -> str:
+    """Stage everything in ``repo`` and commit it (the repository is made if missing); the sha."""
+    if not (repo / ".git").exists():
+        run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "--no-verify", "-m", message], repo, env=GIT_IDENTITY)
+    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
 
 @functools.cache

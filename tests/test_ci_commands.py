@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from ci_tools import CiJob, ci_jobs, run_job
-from conftest import Bake, run
+from conftest import Bake, commit_all, run
 
-GIT_IDENTITY = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
 PROVIDERS = ["github", "gitlab"]
 EXPECTED_JOBS = {
     "github": {"lint", "test", "template-drift"},
@@ -26,11 +25,6 @@ EXPECTED_JOBS = {
 CONFLICT = "<<<<<<< ours\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
 
 
-def commit_all(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", *GIT_IDENTITY, "commit", "-q", "--no-verify", "-m", message], repo)
-
-
 @pytest.fixture(
     scope="module",
     params=[pytest.param(p, id=p, marks=pytest.mark.xdist_group(f"ci-{p}")) for p in PROVIDERS],
@@ -38,7 +32,6 @@ def commit_all(repo: Path, message: str) -> None:
 def ci_project(request: pytest.FixtureRequest, bake: Bake) -> Path:
     """The default project with this CI provider, committed in a git repo of its own."""
     project = bake(ci_provider=request.param)
-    run(["git", "init", "-q", "-b", "main"], project)
     commit_all(project, "Generated")
     return project
 
@@ -48,22 +41,30 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ci-cache")
 
 
-def job_named(project: Path, name: str) -> CiJob:
-    (job,) = [job for job in ci_jobs(project) if job.name == name]
+@pytest.fixture(scope="module")
+def jobs(ci_project: Path) -> list[CiJob]:
+    """The project's CI jobs as its platform reads them (for GitLab, gitlab-ci-local: read once)."""
+    return ci_jobs(ci_project)
+
+
+def job_named(jobs: list[CiJob], name: str) -> CiJob:
+    (job,) = [job for job in jobs if job.name == name]
     return job
 
 
-def test_the_platform_creates_the_expected_jobs(ci_project: Path) -> None:
+def test_the_platform_creates_the_expected_jobs(ci_project: Path, jobs: list[CiJob]) -> None:
     provider = "github" if (ci_project / ".github").is_dir() else "gitlab"
-    assert {job.name for job in ci_jobs(ci_project)} == EXPECTED_JOBS[provider]
+    assert {job.name for job in jobs} == EXPECTED_JOBS[provider]
 
 
-def test_no_command_relies_on_a_negation_that_set_e_ignores(ci_project: Path) -> None:
+def test_no_command_relies_on_a_negation_that_set_e_ignores(
+    ci_project: Path, jobs: list[CiJob]
+) -> None:
     # `! cmd` never stops a `set -e` script (POSIX), so a check written that way cannot fail a
     # job unless it happens to be the script's last line.
     negated = [
         f"{job.name}: {line.strip()}"
-        for job in ci_jobs(ci_project)
+        for job in jobs
         for script in job.scripts
         for line in script.splitlines()
         if line.lstrip().startswith("! ")
@@ -73,10 +74,10 @@ def test_no_command_relies_on_a_negation_that_set_e_ignores(ci_project: Path) ->
 
 @pytest.mark.slow
 def test_every_job_passes_when_run_as_written(
-    ci_project: Path, shared_cache: Path, tmp_path: Path
+    ci_project: Path, shared_cache: Path, tmp_path: Path, jobs: list[CiJob]
 ) -> None:
     failures = []
-    for job in ci_jobs(ci_project):
+    for job in jobs:
         result = run_job(job, ci_project, tmp_path / job.name, shared_cache)
         if result.returncode != 0:
             failures.append(
@@ -87,14 +88,14 @@ def test_every_job_passes_when_run_as_written(
 
 
 def test_the_drift_job_passes_without_cruft_json(
-    ci_project: Path, shared_cache: Path, tmp_path: Path
+    ci_project: Path, shared_cache: Path, tmp_path: Path, jobs: list[CiJob]
 ) -> None:
     if (ci_project / ".gitlab-ci.yml").is_file():
         # GitLab does not create the job at all (checked above); with .cruft.json it does:
         # see test_cruft_updates.py.
-        assert "template-drift" not in {job.name for job in ci_jobs(ci_project)}
+        assert "template-drift" not in {job.name for job in jobs}
         return
-    job = job_named(ci_project, "template-drift")
+    job = job_named(jobs, "template-drift")
     result = run_job(job, ci_project, tmp_path, shared_cache)
     assert result.returncode == 0, result.stderr
     assert "::notice" in result.stdout
@@ -103,7 +104,7 @@ def test_the_drift_job_passes_without_cruft_json(
 
 
 def test_a_committed_conflict_marker_fails_the_pipeline(
-    ci_project: Path, shared_cache: Path, tmp_path: Path
+    ci_project: Path, shared_cache: Path, tmp_path: Path, jobs: list[CiJob]
 ) -> None:
     project = tmp_path / "project"
     run(["git", "clone", "-q", ci_project, project], tmp_path)
@@ -112,7 +113,7 @@ def test_a_committed_conflict_marker_fails_the_pipeline(
     # The scripts that look for markers (only those: the lint steps would pass on a .txt file).
     marker_checks = [
         CiJob(job.name, [script], job.shell, job.variables, job.cache_paths, job.allow_failure)
-        for job in ci_jobs(project)
+        for job in jobs  # the commit under test changes no CI file
         for script in job.scripts
         if "git grep" in script
     ]
@@ -137,10 +138,10 @@ def is_subsequence(words: list[str], command: list[str]) -> bool:
     return all(word in remaining for word in words)
 
 
-def test_the_ci_runs_every_check_the_readme_lists(ci_project: Path) -> None:
+def test_the_ci_runs_every_check_the_readme_lists(ci_project: Path, jobs: list[CiJob]) -> None:
     ci_commands = [
         shlex.split(line)
-        for job in ci_jobs(ci_project)
+        for job in jobs
         for script in job.scripts
         for line in script.splitlines()
         if line.strip() and not line.lstrip().startswith(("if ", "fi", "echo", "exit"))

@@ -27,7 +27,7 @@ from ci_tools import (
     newest_release,
     zizmor,
 )
-from conftest import Bake, Install, run
+from conftest import Bake, Install, commit_all, run
 from matrix import COMBINATIONS, OPTIONS, PYTHON_VERSIONS, combination_id
 from slugify import slugify
 
@@ -227,10 +227,7 @@ def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / ".gitlab-ci.yml").write_bytes((baked.path / ".gitlab-ci.yml").read_bytes())
-    run(["git", "init", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
-    run(["git", *identity, "commit", "-q", "-m", "CI"], repo)
+    commit_all(repo, "CI")
     jobs = json.loads(gitlab_ci_local(repo, "--list-json").stdout)
     created = {job["name"] for job in jobs if job["when"] != "never"}
     matrix = {f"test: [{version}]" for version in baked.newer_pythons}

@@ -16,17 +16,11 @@ from typing import Any
 
 import pytest
 from ci_tools import ci_jobs, run_job
-from conftest import TEMPLATE_ROOT, Install, run
+from conftest import GIT_IDENTITY, TEMPLATE_ROOT, Install, commit_all, run
 from cookiecutter.main import cookiecutter
 from matrix import DEFAULT_PYTHON
 
 CRUFT = Path(sys.executable).parent / "cruft"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
-}
 TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
 PACKAGE_DIR = f"{TEMPLATE_DIR}/src/{{{{cookiecutter.package_name}}}}"
 
@@ -48,12 +42,6 @@ def git(cwd: Path, *args: str) -> str:
     return run(["git", *args], cwd).stdout.strip()
 
 
-def commit_all(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "--no-verify", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
-
-
 @pytest.fixture
 def template(tmp_path: Path, isolated_home: Path) -> Path:
     """A git clone of the template's committed state, ready to receive new commits."""
@@ -73,7 +61,6 @@ def create(template: Path, output: Path, **answers: str) -> Path:
         args += ["--extra-context", json.dumps(answers)]
     cruft(output, *args)
     (project,) = output.iterdir()
-    git(project, "init", "-q", "-b", "main")
     commit_all(project, "Generated")
     return project
 
