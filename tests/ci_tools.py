@@ -103,11 +103,22 @@ def action_pins(workflow: Path) -> list[tuple[str, str, str]]:
     return pins
 
 
-def newest_release(action: str) -> str:
+def _newest_release(action: str) -> str:
     def key(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version[1:].split("."))
 
     return max(ACTION_RELEASES[action], key=key)
+
+
+def stale_pins(workflow: Path) -> list[str]:
+    """The ``uses:`` of a workflow that are not its action's newest release, by that commit."""
+    problems = []
+    for action, sha, version in action_pins(workflow):
+        if version != _newest_release(action):
+            problems.append(f"{action} {version} is not its newest release")
+        elif ACTION_RELEASES[action][version] != sha:
+            problems.append(f"{action} {version} is not {sha}")
+    return problems
 
 
 @dataclass(frozen=True)

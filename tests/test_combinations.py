@@ -24,7 +24,7 @@ from ci_tools import (
     github_parser,
     gitlab_ci_local,
     hadolint,
-    newest_release,
+    stale_pins,
     zizmor,
 )
 from conftest import Bake, Install, commit_all, run
@@ -214,11 +214,9 @@ def test_github_config_has_no_zizmor_findings(baked: Baked) -> None:
 def test_github_actions_are_pinned_to_their_newest_release_commits(baked: Baked) -> None:
     if baked.answers["ci_provider"] != "github":
         return
-    pins = action_pins(baked.path / ".github/workflows/ci.yml")
-    assert {action for action, _, _ in pins} == set(ACTION_RELEASES)
-    for action, sha, version in pins:
-        assert version == newest_release(action), f"{action} is not on its newest release"
-        assert ACTION_RELEASES[action][version] == sha, f"{action} {version} is not {sha}"
+    workflow = baked.path / ".github/workflows/ci.yml"
+    assert {action for action, _, _ in action_pins(workflow)} == set(ACTION_RELEASES)
+    assert stale_pins(workflow) == []
 
 
 def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_path: Path) -> None:
