@@ -71,6 +71,8 @@ def test_any_name_bakes_a_working_project_or_is_refused_cleanly(
         answers["project_slug"] = project_slug
     if package_name is not None:
         answers["package_name"] = package_name
+    # Answers go on cookiecutter's command line, and no argument can carry a NUL byte.
+    assume(not any("\x00" in answer for answer in answers.values()))
     output = tmp_path_factory.mktemp("named")
 
     result = cookiecutter_cli(
