@@ -1,6 +1,7 @@
 """Remove what the answers did not choose, then any folder that this left empty.
 
-Pruning is one table: (variable, value) -> paths relative to the generated project.
+Pruning is one table: (variable, value) -> paths relative to the generated project
+(``{package}`` stands for the package's folder name).
 Answers arrive as JSON inside a raw string (see pre_gen_project.py). Removing a path that
 is already gone is fine, so running the hook again changes nothing.
 """
@@ -18,6 +19,8 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("use_docker", False): ("Dockerfile", ".dockerignore"),
     ("use_pre_commit", False): (".pre-commit-config.yaml",),
     ("license", "Proprietary"): ("LICENSE",),
+    ("use_metrics", False): ("src/{package}/metrics.py", "tests/test_metrics.py"),
+    ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
 }
 
 
@@ -39,7 +42,7 @@ def main() -> None:
     for (variable, value), paths in PRUNE.items():
         if ANSWERS.get(variable) == value:
             for relative in paths:
-                remove(project / relative)
+                remove(project / relative.format(package=ANSWERS["package_name"]))
     remove_empty_folders(project)
 
 

@@ -19,6 +19,7 @@ import pytest
 from conftest import Bake, Install, run
 from matrix import DEFAULT_PYTHON
 from support.processes import free_port, stop, wait_until_healthy
+from support.prometheus import scrape, value
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gunicorn")]
 DRAIN = 2.0
@@ -43,30 +44,33 @@ def worker_pids(master_pid: int) -> list[str]:
     ).stdout.split()
 
 
-def test_two_workers_serve_and_stop_cleanly_on_sigterm(
-    bake: Bake, install: Install, upstream: str, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def gunicorn_bin(bake: Bake, install: Install) -> tuple[Path, Path]:
+    """The default project, installed with its gunicorn extra: (project, gunicorn)."""
     project = bake()
     python = install(project, DEFAULT_PYTHON)
     uv_pip = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
     run([*uv_pip, "-e", ".[gunicorn]"], project)
-    port = free_port()
-    log = tmp_path / "gunicorn.log"
+    return project, python.parent / "gunicorn"
+
+
+def start_gunicorn(
+    gunicorn_bin: tuple[Path, Path], log: Path, port: int, **env: str
+) -> subprocess.Popen[bytes]:
+    """As the generated README runs it: the project's gunicorn.conf.py, the service's settings;
+    returns once two workers are up and the service answers."""
+    project, gunicorn = gunicorn_bin
     with log.open("wb") as log_file:
-        # As the generated README runs it: the project's gunicorn.conf.py, the service's settings.
         master = subprocess.Popen(
-            [python.parent / "gunicorn", "-c", "gunicorn.conf.py"],
+            [gunicorn, "-c", "gunicorn.conf.py"],
             cwd=project,
             env={
                 **os.environ,
-                "UPSTREAM_BASE_URL": upstream,
                 "LOG_FORMAT": "json",
                 "HOST": "127.0.0.1",
                 "PORT": str(port),
-                "ACCESS_LOG": "true",
                 "WEB_CONCURRENCY": "2",
-                "SHUTDOWN_TIMEOUT": "10",
-                "SHUTDOWN_DRAIN_SECONDS": str(DRAIN),
+                **env,
             },
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -74,10 +78,32 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         )
     try:
         wait_until_healthy(master, f"http://127.0.0.1:{port}", explain=log.read_text)
-        health = get(f"http://127.0.0.1:{port}/health")
         deadline = time.monotonic() + 20
-        while len(workers := worker_pids(master.pid)) < 2 and time.monotonic() < deadline:
+        while len(worker_pids(master.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)  # the first worker may answer before the second has booted
+    except BaseException:
+        stop(master)
+        raise
+    return master
+
+
+def test_two_workers_serve_and_stop_cleanly_on_sigterm(
+    gunicorn_bin: tuple[Path, Path], upstream: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    master = start_gunicorn(
+        gunicorn_bin,
+        log,
+        port,
+        UPSTREAM_BASE_URL=upstream,
+        ACCESS_LOG="true",
+        SHUTDOWN_TIMEOUT="10",
+        SHUTDOWN_DRAIN_SECONDS=str(DRAIN),
+    )
+    try:
+        health = get(f"http://127.0.0.1:{port}/health")
+        workers = worker_pids(master.pid)
 
         assert health == (200, {"status": "ok"})
         assert get(f"http://127.0.0.1:{port}/api/items/ok-3?token=t0p") == (200, {"id": "ok-3"})
@@ -105,3 +131,49 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         assert "refused malformed HTTP from 127.0.0.1" in output
     finally:
         stop(master)
+
+
+def test_every_scrape_of_any_worker_reports_the_totals_of_all_workers(
+    gunicorn_bin: tuple[Path, Path], upstream: str, tmp_path: Path
+) -> None:
+    requests = 60
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    # Left by an earlier run: the master must empty the directory, or its counts would add.
+    stale = metrics_dir / "histogram_1.db"
+    stale.write_bytes(b"\0" * 64)
+    port = free_port()
+    master = start_gunicorn(
+        gunicorn_bin,
+        tmp_path / "gunicorn.log",
+        port,
+        UPSTREAM_BASE_URL=upstream,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        workers = worker_pids(master.pid)
+        for n in range(requests):  # a new connection each: the kernel spreads them
+            assert get(f"http://127.0.0.1:{port}/api/items/ok-{n}")[0] == 200
+        served_by = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("histogram_*.db")}
+        scrapes = [scrape(f"http://127.0.0.1:{port}") for _ in range(12)]
+        # A worker exits (and is replaced): what it counted still counts, it is no longer live.
+        os.kill(int(workers[0]), signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while workers[0] in worker_pids(master.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        after_exit = scrape(f"http://127.0.0.1:{port}")
+    finally:
+        assert stop(master) == 0
+
+    assert not stale.exists()
+    assert len(workers) == 2
+    assert served_by == set(workers)  # both workers answered counted requests
+    route = {"method": "GET", "route": "/api/items/{item_id}", "status": "200"}
+    counted = "http_server_request_duration_seconds_count"
+    assert [value(sample, counted, **route) for sample in scrapes] == [requests] * len(scrapes)
+    assert value(after_exit, counted, **route) == requests
+    attempts = "upstream_request_duration_seconds_count"
+    assert value(after_exit, attempts, upstream="example_api", outcome="ok") == requests
+    assert value(after_exit, "http_server_requests_in_flight") == 0
+    assert not list(metrics_dir.glob(f"gauge_livesum_{workers[0]}.db"))

@@ -27,6 +27,7 @@ import pytest
 from conftest import Bake, Install, run
 from matrix import DEFAULT_PYTHON
 from support.processes import free_port, stop, wait_until_healthy
+from support.prometheus import scrape, value
 
 PACKAGE = "my_async_service"
 SERVICE_ENV = {
@@ -520,6 +521,35 @@ def test_the_started_service_keeps_to_its_openapi_document(
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def test_metrics_count_each_request_and_upstream_attempt_exactly(
+    service: Service, upstream: str
+) -> None:
+    paths = ["/api/items/ok-1"] * 5 + ["/api/items/missing"] * 2 + ["/api/items/flaky-7"]
+    statuses = [service.get(path).status for path in [*paths, "/nowhere", "/health"]]
+    samples = scrape(service.url)
+
+    assert statuses == [200] * 5 + [404, 404, 200, 404, 200]
+    counted = "http_server_request_duration_seconds_count"
+    item = {"method": "GET", "route": "/api/items/{item_id}"}
+    assert value(samples, counted, **item, status="200") == 6
+    assert value(samples, counted, **item, status="404") == 2
+    assert value(samples, counted, method="GET", route="unmatched", status="404") == 1
+    assert value(samples, counted, method="GET", route="/health", status="200") == 0
+    # One observation per attempt the upstream received; the flaky one was retried once.
+    attempts = "upstream_request_duration_seconds_count"
+    by_outcome = {
+        outcome: value(samples, attempts, upstream="example_api", outcome=outcome)
+        for outcome in ("ok", "not_found", "error", "timeout")
+    }
+    assert by_outcome == {"ok": 6, "not_found": 2, "error": 1, "timeout": 0}
+    assert sum(by_outcome.values()) == len(upstream_stats(upstream)["paths"])
+    assert value(samples, "upstream_retries_total", upstream="example_api") == 1
+    assert value(samples, "http_server_requests_in_flight") == 0
 
 
 # --- probes, drain, quiet logs -------------------------------------------------------------

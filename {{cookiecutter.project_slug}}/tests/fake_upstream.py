@@ -34,6 +34,7 @@ class FakeUpstream:
         self.default = Reply(json={"id": "default"})
         self.requests: list[str] = []
         self.request_ids: list[str | None] = []
+        self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
         self.peers: set[object] = set()  # one per TCP connection the client opened
         self._queued: deque[Reply] = deque()
         self._released = asyncio.Event()
@@ -52,6 +53,7 @@ class FakeUpstream:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.match_info["item_id"])
         self.request_ids.append(request.headers.get("X-Request-ID"))
+        self.traceparents.append(request.headers.get("traceparent"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
         reply = self._queued.popleft() if self._queued else self.default

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}, core
-from {{ cookiecutter.package_name }}.clients.core import Outcome, UpstreamPolicy
-from {{ cookiecutter.package_name }}.errors import UpstreamNotFoundError, UpstreamTimeoutError
+from {{ cookiecutter.package_name }}.clients.core import Instruments, Outcome, UpstreamPolicy
+from {{ cookiecutter.package_name }}.errors import (
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 
 from .fake_upstream import FakeUpstream, Reply
 
@@ -21,6 +28,7 @@ class RecordingObserver:
 
     attempts: list[tuple[str, Outcome]] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)
+    circuit: list[tuple[str, bool]] = field(default_factory=list)
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None:
         assert seconds >= 0
@@ -29,17 +37,21 @@ class RecordingObserver:
     def retrying(self, upstream: str) -> None:
         self.retries.append(upstream)
 
+    def circuit_changed(self, upstream: str, is_open: bool) -> None:
+        self.circuit.append((upstream, is_open))
+
 
 Client = {{ cookiecutter.__upstream_class }}
 NO_WAIT = UpstreamPolicy(timeout=2.0, retries=2, retry_backoff=0.0)
 NAME = Client.name
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 async def test_observer_sees_every_attempt_and_every_retry(fake_upstream: FakeUpstream) -> None:
     fake_upstream.queue(Reply(status=503), Reply(status=502), Reply(json={"id": "1"}))
     observer = RecordingObserver()
 
-    async with Client.open(fake_upstream.base_url, NO_WAIT, observer) as api:
+    async with Client.open(fake_upstream.base_url, NO_WAIT, Instruments(observer)) as api:
         await api.get_item("1")
 
     assert observer.attempts == [(NAME, "error"), (NAME, "error"), (NAME, "ok")]
@@ -51,7 +63,7 @@ async def test_observer_tells_not_found_from_timeout(fake_upstream: FakeUpstream
     observer = RecordingObserver()
     impatient = UpstreamPolicy(timeout=0.2, retries=0)
 
-    async with Client.open(fake_upstream.base_url, impatient, observer) as api:
+    async with Client.open(fake_upstream.base_url, impatient, Instruments(observer)) as api:
         with pytest.raises(UpstreamNotFoundError):
             await api.get_item("1")
         with pytest.raises(UpstreamTimeoutError):
@@ -59,6 +71,42 @@ async def test_observer_tells_not_found_from_timeout(fake_upstream: FakeUpstream
 
     assert observer.attempts == [(NAME, "not_found"), (NAME, "timeout")]
     assert observer.retries == []
+
+
+async def test_observer_sees_the_circuit_start_closed_open_and_close(
+    fake_upstream: FakeUpstream,
+) -> None:
+    fake_upstream.queue(Reply(status=500), Reply(json={"id": "1"}))
+    observer = RecordingObserver()
+    fragile = UpstreamPolicy(retries=0, circuit_breaker_threshold=1, circuit_breaker_cooldown=0.05)
+
+    async with Client.open(fake_upstream.base_url, fragile, Instruments(observer)) as api:
+        with pytest.raises(UpstreamUnavailableError):
+            await api.get_item("1")
+        await asyncio.sleep(0.06)  # past the cool-down: the next call is the probe
+        await api.get_item("1")
+
+    assert observer.circuit == [(NAME, False), (NAME, True), (NAME, False)]
+
+
+async def test_trace_configs_see_each_request_and_may_add_headers(
+    fake_upstream: FakeUpstream,
+) -> None:
+    async def add_traceparent(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        params.headers["traceparent"] = TRACEPARENT
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_start.append(add_traceparent)
+
+    instruments = Instruments(trace_configs=(tracing,))
+    async with Client.open(fake_upstream.base_url, NO_WAIT, instruments) as api:
+        await api.get_item("1")
+
+    assert fake_upstream.traceparents == [TRACEPARENT]
 
 
 def test_core_depends_on_nothing_above_it() -> None:

@@ -7,20 +7,28 @@ from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from aiohttp import web
+{%- if cookiecutter.use_metrics %}
+from prometheus_client import CollectorRegistry
+{%- endif %}
 
 from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
+from .clients.core import Instruments
 from .handlers import add_routes
 from .jsonlib import dumps
-from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
+from .keys import INSTRUMENTS, LIFECYCLE, {% if cookiecutter.use_metrics %}METRICS, {% endif %}OPENAPI, SETTINGS, UPSTREAM
 from .lifecycle import Lifecycle, drain_on_sigterm
 from .logs import quiet_malformed_requests
+{%- if cookiecutter.use_metrics %}
+from .metrics import Metrics, add_metrics_route, record_requests
+{%- endif %}
 from .middlewares import json_errors, request_id
 from .openapi import document
 from .settings import Settings
 
 Client = TypeVar("Client")
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+OpenClient = Callable[[Settings, Instruments], AbstractAsyncContextManager[Client]]
 
 
 def create_app(
@@ -31,8 +39,14 @@ def create_app(
 
     Without one, the app opens its own client at startup and closes it at cleanup.
     """
+{%- if cookiecutter.use_metrics %}
+    metrics = Metrics(CollectorRegistry())
+    middlewares = [request_id, record_requests(metrics), json_errors]
+{%- else %}
+    middlewares = [request_id, json_errors]
+{%- endif %}
     app = web.Application(
-        middlewares=[request_id, json_errors],
+        middlewares=middlewares,
         client_max_size=settings.max_body_bytes,
         # Applies however the app is served: ``python -m``, gunicorn or the test client.
         handler_args={"access_log_class": AccessLogger},
@@ -40,23 +54,32 @@ def create_app(
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
     app[OPENAPI] = dumps(document())
+{%- if cookiecutter.use_metrics %}
+    app[METRICS] = metrics
+    app[INSTRUMENTS] = Instruments(observer=metrics)
+{%- else %}
+    app[INSTRUMENTS] = Instruments()
+{%- endif %}
     if upstream is None:
         open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
         app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))
     else:
         app[UPSTREAM] = upstream
     add_routes(app)
+{%- if cookiecutter.use_metrics %}
+    add_metrics_route(app, metrics)
+{%- endif %}
     return app
 
 
-def client_context(
-    key: web.AppKey[Client],
-    open_client: Callable[[Settings], AbstractAsyncContextManager[Client]],
-) -> CleanupContext:
-    """Open a client when the app starts, keep it under ``key``, close it when the app stops."""
+def client_context(key: web.AppKey[Client], open_client: OpenClient[Client]) -> CleanupContext:
+    """Open a client when the app starts, keep it under ``key``, close it when the app stops.
+
+    The client gets the app's instruments, so metrics and tracing see its calls.
+    """
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        async with open_client(app[SETTINGS]) as client:
+        async with open_client(app[SETTINGS], app[INSTRUMENTS]) as client:
             app[key] = client
             yield
 

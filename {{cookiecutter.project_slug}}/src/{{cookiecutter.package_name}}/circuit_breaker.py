@@ -21,8 +21,11 @@ class CircuitBreaker:
         threshold: int,
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
+        """``on_change(is_open)`` is told each time the circuit opens or closes (for metrics)."""
         self._threshold = threshold
+        self._on_change = on_change
         self._cooldown = cooldown
         self._clock = clock
         self._failures = 0
@@ -42,9 +45,12 @@ class CircuitBreaker:
         self._probing = True  # half-open: this one call is the probe
 
     def record_success(self) -> None:
+        was_open = self._opened_at is not None
         self._failures = 0
         self._opened_at = None
         self._probing = False
+        if was_open and self._on_change is not None:
+            self._on_change(False)
 
     def release_probe(self) -> None:
         """The probe ended without a verdict (it was cancelled): allow another one."""
@@ -54,4 +60,7 @@ class CircuitBreaker:
         self._failures += 1
         self._probing = False
         if self._opened_at is not None or self._failures >= self._threshold:
+            was_open = self._opened_at is not None
             self._opened_at = self._clock()
+            if not was_open and self._on_change is not None:
+                self._on_change(True)

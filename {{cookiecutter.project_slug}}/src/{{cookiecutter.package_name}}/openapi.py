@@ -147,6 +147,23 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+{%- if cookiecutter.use_metrics %}
+            "/metrics": {
+                "get": {
+                    "tags": ["operations"],
+                    "summary": "Prometheus metrics, summed over all worker processes",
+                    "responses": {
+                        "200": {
+                            "description": "The Prometheus text format",
+                            "headers": {
+                                request_ids.HEADER: {"$ref": "#/components/headers/RequestId"}
+                            },
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+{%- endif %}
             "/openapi.json": {
                 "get": {
                     "tags": ["operations"],

@@ -65,11 +65,26 @@ class UpstreamPolicy:
 
 
 class UpstreamObserver(Protocol):
-    """Where metrics and tracing attach: told of every attempt sent and every retry."""
+    """Where metrics attach: told of every attempt sent, every retry and, with a circuit
+    breaker, each time it opens or closes."""
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None: ...
 
     def retrying(self, upstream: str) -> None: ...
+
+    def circuit_changed(self, upstream: str, is_open: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    """What watches an upstream's calls: an observer (metrics) and aiohttp trace configs
+    (tracing: they see each request on the wire and may add headers to it)."""
+
+    observer: UpstreamObserver | None = None
+    trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
+
+
+NO_INSTRUMENTS = Instruments()
 
 
 class _RetryableStatusError(Exception):
@@ -117,19 +132,27 @@ class UpstreamClient:
 
     @classmethod
     def open(
-        cls, base_url: str, policy: UpstreamPolicy, observer: UpstreamObserver | None = None
+        cls, base_url: str, policy: UpstreamPolicy, instruments: Instruments = NO_INSTRUMENTS
     ) -> Self:
         """Open the shared session; call from a running event loop, close with ``close()``."""
+        observer = instruments.observer
         connector = aiohttp.TCPConnector(
             limit=policy.pool_size, limit_per_host=policy.pool_size, ttl_dns_cache=300
         )
         timeout = aiohttp.ClientTimeout(total=policy.timeout, connect=policy.connect_timeout)
         breaker = None
         if policy.circuit_breaker_threshold > 0:
+            on_change = None if observer is None else partial(observer.circuit_changed, cls.name)
             breaker = CircuitBreaker(
-                policy.circuit_breaker_threshold, policy.circuit_breaker_cooldown
+                policy.circuit_breaker_threshold,
+                policy.circuit_breaker_cooldown,
+                on_change=on_change,
             )
-        session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            if on_change is not None:
+                on_change(False)  # the circuit starts closed: say so, so the gauge exists
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, trace_configs=list(instruments.trace_configs)
+        )
         return cls(session, base_url, policy, breaker=breaker, observer=observer)
 
     @property

@@ -10,7 +10,7 @@ from typing import Self
 
 from ..jsonlib import JSONValue
 from ..settings import Settings
-from .core import UpstreamClient
+from .core import NO_INSTRUMENTS, Instruments, UpstreamClient
 from .policy import upstream_policy
 
 
@@ -20,9 +20,9 @@ class {{ cookiecutter.__upstream_class }}(UpstreamClient):
     name = "{{ cookiecutter.__upstream_module }}"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
+    def from_settings(cls, settings: Settings, instruments: Instruments = NO_INSTRUMENTS) -> Self:
         """Open the client; call from a running event loop, close with ``close()``."""
-        return cls.open(settings.upstream_base_url, upstream_policy(settings))
+        return cls.open(settings.upstream_base_url, upstream_policy(settings), instruments)
 
     async def get_item(self, item_id: str) -> JSONValue:
         """``GET /items/{item_id}``: the item as JSON data. Raises an ``UpstreamError``."""

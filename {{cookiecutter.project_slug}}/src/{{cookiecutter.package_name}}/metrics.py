@@ -1,0 +1,149 @@
+"""Prometheus metrics, served at ``GET /metrics``; their names and labels are public.
+
+What is counted: every request except the probes and ``/metrics`` itself (an orchestrator
+polls those every few seconds; they would drown the service's real traffic), and every attempt
+sent to an upstream. Counts are exact.
+
+Under several worker processes (gunicorn) each scrape must report the totals of all of them:
+with ``PROMETHEUS_MULTIPROC_DIR`` set (``gunicorn.conf.py`` sets it) values live in files in
+that directory and a scrape sums them, prometheus-client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from .clients.core import Outcome
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Routes not counted: probes and the scrape itself.
+NOT_COUNTED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+UNMATCHED = "unmatched"  # the route label of requests no route answers (404, 405)
+# The methods HTTP defines; anything else is counted as "_OTHER", as OpenTelemetry names it.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "_OTHER"
+# Seconds: from a cache-hit fast answer to the default upstream time budget (10 s).
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's metrics, and the label children resolved once each, not per request."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.request_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Time to answer a request, by method, route template and status",
+            ["method", "route", "status"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.requests_in_flight = Gauge(
+            "http_server_requests_in_flight",
+            "Requests being answered now",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "upstream_request_duration_seconds",
+            "Time of each attempt sent to an upstream, by outcome",
+            ["upstream", "outcome"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_retries = Counter(
+            "upstream_retries",
+            "Attempts an upstream call made after its first",
+            ["upstream"],
+            registry=registry,
+        )
+        self.upstream_circuit_open = Gauge(
+            "upstream_circuit_open",
+            "1 while an upstream's circuit breaker refuses calls (in any worker), else 0",
+            ["upstream"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
+        self._attempt_children: dict[tuple[str, str], Callable[[float], None]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        observe = self._request_children.get((method, route, status))
+        if observe is None:
+            observe = self._request_child(method, route, status)
+        observe(seconds)
+
+    def _request_child(self, method: str, route: str, status: int) -> Callable[[float], None]:
+        if method not in HTTP_METHODS:  # not remembered: the set of such names is unbounded
+            return self.request_duration.labels(OTHER_METHOD, route, str(status)).observe
+        observe = self.request_duration.labels(method, route, str(status)).observe
+        self._request_children[method, route, status] = observe
+        return observe
+
+    # The client core's UpstreamObserver: told of each attempt, retry and breaker change.
+
+    def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None:
+        observe = self._attempt_children.get((upstream, outcome))
+        if observe is None:
+            observe = self.upstream_duration.labels(upstream, outcome).observe
+            self._attempt_children[upstream, outcome] = observe
+        observe(seconds)
+
+    def retrying(self, upstream: str) -> None:
+        self.upstream_retries.labels(upstream).inc()
+
+    def circuit_changed(self, upstream: str, is_open: bool) -> None:
+        self.upstream_circuit_open.labels(upstream).set(1 if is_open else 0)
+
+
+def exposition_registry(metrics: Metrics) -> CollectorRegistry:
+    """What a scrape reads: this process's registry, or all workers' files in multiprocess mode."""
+    if MULTIPROCESS_DIR_VARIABLE not in os.environ:
+        return metrics.registry
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def add_metrics_route(app: web.Application, metrics: Metrics) -> None:
+    """``GET /metrics`` in the Prometheus text format, by prometheus-client's own handler."""
+    app.router.add_get("/metrics", make_aiohttp_handler(exposition_registry(metrics)))
+
+
+def record_requests(metrics: Metrics) -> Middleware:
+    """A middleware timing each counted request and keeping the in-flight gauge."""
+    in_flight = metrics.requests_in_flight
+    observe = metrics.observe_request
+    clock = time.perf_counter
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = UNMATCHED if resource is None else resource.canonical
+        if route in NOT_COUNTED:
+            return await handler(request)
+        in_flight.inc()
+        started = clock()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects: the error middleware answers the rest
+            in_flight.dec()
+            observe(request.method, route, exc.status, clock() - started)
+            raise
+        except BaseException:  # cancelled: no answer was given, so none is counted
+            in_flight.dec()
+            raise
+        in_flight.dec()
+        observe(request.method, route, response.status, clock() - started)
+        return response
+
+    return record
