@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/run.py --smoke    # seconds; checks the harness, not speed
 
 It bakes the default project, installs it in several variants (with and without the
-``speedups`` extra, and with each speedup alone), then for every scenario runs the variants
+``speedups`` extra, and with each speedup alone), bakes it again without metrics and with
+tracing (exporting to a real OTLP receiver in this process, at 100 % and 10 % sampling),
+then for every scenario runs the variants
 and the reference app side by side, interleaved, ``--repeats`` times, each against the same
 local fake upstream. Each run starts a fresh server process (pinned to core 0 when there are
 two), measures its start-up, warms it, then loads it with wrk (if installed) or a bounded
@@ -40,8 +42,10 @@ HERE = Path(__file__).resolve().parent
 TEMPLATE_ROOT = HERE.parent
 sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
 from support import processes  # noqa: E402 - the fake upstream and process helpers, shared
+from support.otlp_receiver import otlp_receiver  # noqa: E402
 
 PACKAGE = "my_async_service"
+DEFAULT_VARIANT = "generated, default install (uvloop + orjson, metrics on)"
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
 BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY (the reference's too)
@@ -256,15 +260,21 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
 # --- the benchmark ---------------------------------------------------------------------------
 
 
-def bake(template: Path, output: Path) -> Path:
-    """The default project of ``template``, baked into ``output``."""
+def bake(template: Path, output: Path, **answers: object) -> Path:
+    """The project of ``template`` (default answers unless given), baked into ``output``."""
     from cookiecutter.main import cookiecutter
 
     output.mkdir(parents=True)
     config = output / "cookiecutter.yaml"
     config.write_text(f"cookiecutters_dir: {output / 'cc'}\nreplay_dir: {output / 'replay'}\n")
     return Path(
-        cookiecutter(str(template), no_input=True, output_dir=str(output), config_file=str(config))
+        cookiecutter(
+            str(template),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(output),
+            config_file=str(config),
+        )
     )
 
 
@@ -279,7 +289,9 @@ def install(project: Path, venv: Path, requirements: list[str]) -> str:
     return python
 
 
-def prepare(workdir: Path, smoke: bool, baseline: str | None) -> tuple[list[Variant], str]:
+def prepare(
+    workdir: Path, smoke: bool, baseline: str | None, otlp_endpoint: str
+) -> tuple[list[Variant], str]:
     """Bake the default project and install the variants; returns them and a plain python.
 
     With ``baseline`` (a git ref of this repository), the default project of the template at
@@ -296,13 +308,35 @@ def prepare(workdir: Path, smoke: bool, baseline: str | None) -> tuple[list[Vari
     service = ("-m", PACKAGE)
     variants = [
         Variant("reference (asyncio, json)", (pythons["plain"], str(HERE / "reference_app.py"))),
-        Variant("generated, default install (uvloop + orjson)", (pythons["fast"], *service)),
+        Variant(DEFAULT_VARIANT, (pythons["fast"], *service)),
         Variant("generated, no speedups", (pythons["plain"], *service)),
     ]
     if not smoke:
         variants += [
             Variant("generated, orjson only", (pythons["orjson"], *service)),
             Variant("generated, uvloop only", (pythons["uvloop"], *service)),
+        ]
+        bare = bake(TEMPLATE_ROOT, workdir / "no-metrics", use_metrics=False)
+        traced = bake(TEMPLATE_ROOT, workdir / "tracing", use_tracing=True)
+        bare_python = install(bare, workdir / "venv-no-metrics", [".[speedups]"])
+        traced_python = install(traced, workdir / "venv-tracing", [".[speedups]"])
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
+        variants += [
+            Variant("generated, use_metrics=no", (bare_python, *service)),
+            Variant(
+                "generated, use_tracing=yes, 100 % sampled",
+                (traced_python, *service),
+                {**exporting, "OTEL_TRACES_SAMPLER": "always_on"},
+            ),
+            Variant(
+                "generated, use_tracing=yes, 10 % sampled",
+                (traced_python, *service),
+                {
+                    **exporting,
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                },
+            ),
         ]
     if baseline is not None:
         clone = workdir / "baseline-template"
@@ -397,39 +431,28 @@ def report(
         f"- Load generator: {tool}; server pinned to core 0, load generator and upstream to core 1"
         if two_cores()
         else f"- Load generator: {tool}; one core, nothing pinned",
-        "- Figures are medians over the repeats; the CPU ratio is per repeat (generated ÷ reference"
-        " in the same repeat), given as median [min–max].",
+        "- Figures are medians over the repeats; each CPU ratio is per repeat (the variant ÷ the"
+        " reference app, or ÷ the generated default, in the same repeat), given as median"
+        " [min–max].",
         "",
     ]
     for scenario in scenarios:
         lines += [
             f"## {scenario.name}",
             "",
-            "| variant | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs reference | upstream conns"
-            " /1000 req | max in flight upstream | peak RSS MB | start → /health ms | errors |",
-            "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| variant | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs reference | CPU vs default"
+            " | upstream conns /1000 req | max in flight upstream | peak RSS MB"
+            " | start → /health ms | errors |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        by_repeat_reference = {
-            run.repeat: run.cpu_us_per_request
-            for run in runs
-            if run.scenario == scenario.name and run.variant == reference
-        }
         for variant in variants:
             mine = [r for r in runs if r.scenario == scenario.name and r.variant == variant.name]
-            ratios = [
-                r.cpu_us_per_request / by_repeat_reference[r.repeat]
-                for r in mine
-                if by_repeat_reference.get(r.repeat)
-            ]
-            ratio = (
-                "1 (itself)"
-                if variant.name == reference
-                else f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
-            )
             lines.append(
                 f"| {variant.name} | {_median(mine, 'requests_per_second'):.0f}"
                 f" | {_median(mine, 'p50_ms'):.2f} | {_median(mine, 'p99_ms'):.2f}"
-                f" | {_median(mine, 'cpu_us_per_request'):.0f} | {ratio}"
+                f" | {_median(mine, 'cpu_us_per_request'):.0f}"
+                f" | {_cpu_ratio(runs, scenario, variant.name, reference)}"
+                f" | {_cpu_ratio(runs, scenario, variant.name, DEFAULT_VARIANT)}"
                 f" | {_median(mine, 'upstream_connections_per_1000'):.1f}"
                 f" | {max(r.upstream_max_in_flight for r in mine)}"
                 f" | {max(r.peak_rss_mb for r in mine):.1f}"
@@ -437,6 +460,25 @@ def report(
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _cpu_ratio(runs: list[Run], scenario: Scenario, variant: str, against: str) -> str:
+    """CPU per request of ``variant`` over ``against``'s, per repeat: median [min-max]."""
+    if variant == against:
+        return "1 (itself)"
+    theirs = {
+        run.repeat: run.cpu_us_per_request
+        for run in runs
+        if run.scenario == scenario.name and run.variant == against
+    }
+    ratios = [
+        run.cpu_us_per_request / theirs[run.repeat]
+        for run in runs
+        if run.scenario == scenario.name and run.variant == variant and theirs.get(run.repeat)
+    ]
+    if not ratios:
+        return "–"
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
 
 
 def _median(runs: list[Run], name: str) -> float:
@@ -464,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated parts of variant names to run (the reference always runs)",
+        help="comma-separated parts of variant names to run (the reference and default always run)",
     )
     parser.add_argument(
         "--loadgen",
@@ -480,16 +522,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         pin(os.getpid(), 1)
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        variants, plain_python = prepare(Path(workdir), args.smoke, args.baseline)
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir, otlp_receiver() as receiver:
+        variants, plain_python = prepare(
+            Path(workdir), args.smoke, args.baseline, receiver.endpoint
+        )
         wanted = [part for part in args.variants.split(",") if part]
         if wanted:
-            variants = variants[:1] + [
-                v for v in variants[1:] if any(part in v.name for part in wanted)
+            variants = variants[:2] + [
+                v for v in variants[2:] if any(part in v.name for part in wanted)
             ]
         scenarios = [scenario for scenario in SCENARIOS if args.only in scenario.name]
         runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk, scenarios)
+        spans = len(receiver.spans)
     text = report(runs, variants, scenarios, args, tool)
+    if any("use_tracing" in variant.name for variant in variants):
+        text += f"\nThe OTLP receiver got {spans} spans from the tracing variants.\n"
     print("\n" + text)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")

@@ -130,6 +130,8 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         ".pre-commit-config.yaml": answers["use_pre_commit"],
         f"{package}/metrics.py": answers["use_metrics"],
         "tests/test_metrics.py": answers["use_metrics"],
+        f"{package}/tracing.py": answers["use_tracing"],
+        "tests/test_tracing.py": answers["use_tracing"],
         ".github": answers["ci_provider"] == "github",
         ".github/workflows/ci.yml": answers["ci_provider"] == "github",
         ".github/dependabot.yml": answers["ci_provider"] == "github",

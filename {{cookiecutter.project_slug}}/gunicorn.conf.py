@@ -23,9 +23,15 @@ from typing import Any
 {%- endif %}
 
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
+{%- if cookiecutter.use_tracing %}
+from {{ cookiecutter.package_name }}.tracing import tracing_wanted
+{%- endif %}
 
 try:
     _settings = Settings.from_env()
+{%- if cookiecutter.use_tracing %}
+    tracing_wanted()  # refuse a bad OTEL_* value here, before any worker starts
+{%- endif %}
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 except (SettingsError, ValueError) as error:
     sys.exit(f"error: {error}")

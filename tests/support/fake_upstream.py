@@ -38,6 +38,7 @@ class Upstream:
         self.max_in_flight = 0
         self.paths: deque[str] = deque(maxlen=RECENT)
         self.request_ids: deque[str] = deque(maxlen=RECENT)
+        self.traceparents: deque[str] = deque(maxlen=RECENT)
         self.seen: Counter[str] = Counter()
 
     def connection_made(self) -> None:
@@ -52,6 +53,7 @@ class Upstream:
                 "max_in_flight": self.max_in_flight,
                 "paths": list(self.paths),
                 "request_ids": list(self.request_ids),
+                "traceparents": list(self.traceparents),
             }
         )
 
@@ -63,6 +65,7 @@ class Upstream:
         self.requests += 1
         self.paths.append(request.raw_path)
         self.request_ids.append(request.headers.get("X-Request-ID", ""))
+        self.traceparents.append(request.headers.get("traceparent", ""))
         prefix = "/items/"
         if not request.raw_path.startswith(prefix):
             return web.json_response({"error": "not an item"}, status=400)

@@ -30,12 +30,13 @@ def main() -> int:
     the drain, when one is set)."""
     try:
         settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
+        app = serving_app(settings)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    configure_logging(settings.log_level, settings.log_format)
     web.run_app(
-        serving_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,

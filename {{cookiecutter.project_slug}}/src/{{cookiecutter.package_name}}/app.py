@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
-
+{% if cookiecutter.use_tracing %}
+import aiohttp
+{%- endif %}
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+{%- if cookiecutter.use_tracing %}
+from opentelemetry.sdk.trace import TracerProvider
+{%- endif %}
 {%- if cookiecutter.use_metrics %}
 from prometheus_client import CollectorRegistry
 {%- endif %}
@@ -25,6 +31,14 @@ from .metrics import Metrics, add_metrics_route, record_requests
 from .middlewares import json_errors, request_id
 from .openapi import document
 from .settings import Settings
+{%- if cookiecutter.use_tracing %}
+from .tracing import (
+    client_trace_config,
+    flush_on_cleanup,
+    provider_from_environment,
+    trace_requests,
+)
+{%- endif %}
 
 Client = TypeVar("Client")
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -34,17 +48,29 @@ OpenClient = Callable[[Settings, Instruments], AbstractAsyncContextManager[Clien
 def create_app(
     settings: Settings,
     upstream: {{ cookiecutter.__upstream_class }} | None = None,
+{%- if cookiecutter.use_tracing %}
+    tracer_provider: TracerProvider | None = None,
+{%- endif %}
 ) -> web.Application:
     """Build the app. Pass ``upstream`` to use a ready client (tests pass a mock).
 
     Without one, the app opens its own client at startup and closes it at cleanup.
+{%- if cookiecutter.use_tracing %}
+    With a ``tracer_provider``, requests and upstream calls are traced (the caller owns it).
+{%- endif %}
     """
+    middlewares: list[Middleware] = [request_id]
+{%- if cookiecutter.use_tracing %}
+    trace_configs: list[aiohttp.TraceConfig] = []
+    if tracer_provider is not None:
+        middlewares.append(trace_requests(tracer_provider))
+        trace_configs.append(client_trace_config(tracer_provider))
+{%- endif %}
 {%- if cookiecutter.use_metrics %}
     metrics = Metrics(CollectorRegistry())
-    middlewares = [request_id, record_requests(metrics), json_errors]
-{%- else %}
-    middlewares = [request_id, json_errors]
+    middlewares.append(record_requests(metrics))
 {%- endif %}
+    middlewares.append(json_errors)
     app = web.Application(
         middlewares=middlewares,
         client_max_size=settings.max_body_bytes,
@@ -56,10 +82,11 @@ def create_app(
     app[OPENAPI] = dumps(document())
 {%- if cookiecutter.use_metrics %}
     app[METRICS] = metrics
-    app[INSTRUMENTS] = Instruments(observer=metrics)
-{%- else %}
-    app[INSTRUMENTS] = Instruments()
 {%- endif %}
+    app[INSTRUMENTS] = Instruments(
+{%- if cookiecutter.use_metrics %}observer=metrics{% endif %}
+{%- if cookiecutter.use_metrics and cookiecutter.use_tracing %}, {% endif %}
+{%- if cookiecutter.use_tracing %}trace_configs=tuple(trace_configs){% endif %})
     if upstream is None:
         open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
         app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))
@@ -87,8 +114,20 @@ def client_context(key: web.AppKey[Client], open_client: OpenClient[Client]) -> 
 
 
 def serving_app(settings: Settings) -> web.Application:
-    """The app as a server runs it (``python -m`` or gunicorn): with the SIGTERM drain, if set."""
+    """The app as a server runs it (``python -m`` or gunicorn): with the SIGTERM drain, if set.
+{%- if cookiecutter.use_tracing %}
+
+    Tracing as the ``OTEL_*`` variables say: its spans are flushed when the app stops.
+    """
+{%- else %}"""{% endif %}
+{%- if cookiecutter.use_tracing %}
+    tracer_provider = provider_from_environment()
+    app = create_app(settings, tracer_provider=tracer_provider)
+    if tracer_provider is not None:
+        app.on_cleanup.append(flush_on_cleanup(tracer_provider))
+{%- else %}
     app = create_app(settings)
+{%- endif %}
     if settings.shutdown_drain_seconds > 0:
         drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
     return app

@@ -14,6 +14,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import request_ids
 from .jsonlib import dumps
+{%- if cookiecutter.use_tracing %}
+from .tracing import TraceContextFilter
+{%- endif %}
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -41,9 +44,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
-        http = getattr(record, "http", None)
-        if http is not None:
-            entry["http"] = http
+        for extra in ("trace_id", "span_id", "http"):  # set by filters or the access log
+            value = getattr(record, extra, None)
+            if value is not None:
+                entry[extra] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return dumps(entry).decode()
@@ -77,6 +81,9 @@ def configure_logging(level: str, log_format: str) -> None:
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
+{%- if cookiecutter.use_tracing %}
+    handler.addFilter(TraceContextFilter())
+{%- endif %}
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     quiet_malformed_requests()

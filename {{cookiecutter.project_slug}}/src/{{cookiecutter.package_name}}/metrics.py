@@ -1,8 +1,7 @@
 """Prometheus metrics, served at ``GET /metrics``; their names and labels are public.
 
-What is counted: every request except the probes and ``/metrics`` itself (an orchestrator
-polls those every few seconds; they would drown the service's real traffic), and every attempt
-sent to an upstream. Counts are exact.
+What is counted: every request but the probes and ``/metrics`` itself (see
+``request_labels``), and every attempt sent to an upstream. Counts are exact.
 
 Under several worker processes (gunicorn) each scrape must report the totals of all of them:
 with ``PROMETHEUS_MULTIPROC_DIR`` set (``gunicorn.conf.py`` sets it) values live in files in
@@ -21,16 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .clients.core import Outcome
+from .request_labels import HTTP_METHODS, OTHER_METHOD, PROBES, route_template
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-# Routes not counted: probes and the scrape itself.
-NOT_COUNTED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
-UNMATCHED = "unmatched"  # the route label of requests no route answers (404, 405)
-# The methods HTTP defines; anything else is counted as "_OTHER", as OpenTelemetry names it.
-HTTP_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
-OTHER_METHOD = "_OTHER"
 # Seconds: from a cache-hit fast answer to the default upstream time budget (10 s).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -127,9 +119,8 @@ def record_requests(metrics: Metrics) -> Middleware:
 
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        route = UNMATCHED if resource is None else resource.canonical
-        if route in NOT_COUNTED:
+        route = route_template(request)
+        if route in PROBES:
             return await handler(request)
         in_flight.inc()
         started = clock()
