@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,6 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
 def test_every_scrape_of_any_worker_reports_the_totals_of_all_workers(
     gunicorn_bin: tuple[Path, Path], upstream: str, tmp_path: Path
 ) -> None:
-    requests = 60
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     # Left by an earlier run: the master must empty the directory, or its counts would add.
@@ -152,9 +152,15 @@ def test_every_scrape_of_any_worker_reports_the_totals_of_all_workers(
     )
     try:
         workers = worker_pids(master.pid)
-        for n in range(requests):  # a new connection each: the kernel spreads them
-            assert get(f"http://127.0.0.1:{port}/api/items/ok-{n}")[0] == 200
-        served_by = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("histogram_*.db")}
+        requests, served_by = 0, set()
+        # Batches of concurrent requests on new connections, until both workers have answered
+        # some (the kernel decides which worker accepts; bounded).
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while (len(served_by) < 2 or requests < 60) and requests < 3000:
+                urls = [f"http://127.0.0.1:{port}/api/items/ok-{requests + n}" for n in range(20)]
+                assert {status for status, _ in pool.map(get, urls)} == {200}
+                requests += len(urls)
+                served_by = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("histogram_*.db")}
         scrapes = [scrape(f"http://127.0.0.1:{port}") for _ in range(12)]
         # A worker exits (and is replaced): what it counted still counts, it is no longer live.
         os.kill(int(workers[0]), signal.SIGTERM)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
-import aiohttp
 import pytest
+from yarl import URL
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}, core
 from {{ cookiecutter.package_name }}.clients.core import Instruments, Outcome, UpstreamPolicy
@@ -89,24 +90,27 @@ async def test_observer_sees_the_circuit_start_closed_open_and_close(
     assert observer.circuit == [(NAME, False), (NAME, True), (NAME, False)]
 
 
-async def test_trace_configs_see_each_request_and_may_add_headers(
+async def test_a_tracer_wraps_each_attempt_adds_its_headers_and_sees_its_failure(
     fake_upstream: FakeUpstream,
 ) -> None:
-    async def add_traceparent(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        params.headers["traceparent"] = TRACEPARENT
+    fake_upstream.queue(Reply(status=503), Reply(json={"id": "1"}))
+    traced: list[tuple[str, str, str]] = []
 
-    tracing = aiohttp.TraceConfig()
-    tracing.on_request_start.append(add_traceparent)
+    @contextmanager
+    def trace_attempt(upstream: str, url: URL) -> Iterator[Mapping[str, str]]:
+        try:
+            yield {"traceparent": TRACEPARENT}
+        except Exception as error:
+            traced.append((upstream, url.path, type(error).__name__))
+            raise
+        traced.append((upstream, url.path, "ok"))
 
-    instruments = Instruments(trace_configs=(tracing,))
+    instruments = Instruments(trace_attempt=trace_attempt)
     async with Client.open(fake_upstream.base_url, NO_WAIT, instruments) as api:
         await api.get_item("1")
 
-    assert fake_upstream.traceparents == [TRACEPARENT]
+    assert traced == [(NAME, "/items/1", "_RetryableStatusError"), (NAME, "/items/1", "ok")]
+    assert fake_upstream.traceparents == [TRACEPARENT, TRACEPARENT]
 
 
 def test_core_depends_on_nothing_above_it() -> None:

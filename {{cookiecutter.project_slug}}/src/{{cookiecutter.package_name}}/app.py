@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
-{% if cookiecutter.use_tracing %}
-import aiohttp
-{%- endif %}
+
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 {%- if cookiecutter.use_tracing %}
@@ -33,7 +31,7 @@ from .openapi import document
 from .settings import Settings
 {%- if cookiecutter.use_tracing %}
 from .tracing import (
-    client_trace_config,
+    attempt_tracer,
     flush_on_cleanup,
     provider_from_environment,
     trace_requests,
@@ -61,10 +59,10 @@ def create_app(
     """
     middlewares: list[Middleware] = [request_id]
 {%- if cookiecutter.use_tracing %}
-    trace_configs: list[aiohttp.TraceConfig] = []
+    trace_attempt = None
     if tracer_provider is not None:
         middlewares.append(trace_requests(tracer_provider))
-        trace_configs.append(client_trace_config(tracer_provider))
+        trace_attempt = attempt_tracer(tracer_provider)
 {%- endif %}
 {%- if cookiecutter.use_metrics %}
     metrics = Metrics(CollectorRegistry())
@@ -86,7 +84,7 @@ def create_app(
     app[INSTRUMENTS] = Instruments(
 {%- if cookiecutter.use_metrics %}observer=metrics{% endif %}
 {%- if cookiecutter.use_metrics and cookiecutter.use_tracing %}, {% endif %}
-{%- if cookiecutter.use_tracing %}trace_configs=tuple(trace_configs){% endif %})
+{%- if cookiecutter.use_tracing %}trace_attempt=trace_attempt{% endif %})
     if upstream is None:
         open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
         app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))

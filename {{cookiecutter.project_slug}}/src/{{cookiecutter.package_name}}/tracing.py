@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from yarl import URL
 
+from .clients.core import TraceAttempt
 from .request_labels import PROBES, UNMATCHED, method_label, route_template
 from .settings import SettingsError
 
@@ -86,9 +87,40 @@ def flush_on_cleanup(provider: TracerProvider) -> Callable[[web.Application], Aw
     return flush
 
 
-def client_trace_config(provider: TracerProvider) -> aiohttp.TraceConfig:
-    """For the upstream session: a client span per attempt, its context sent in ``traceparent``."""
-    return create_trace_config(tracer_provider=provider)
+def attempt_tracer(provider: TracerProvider) -> TraceAttempt:
+    """For the client core: a client span per attempt sent to an upstream, its context sent in
+    ``traceparent``. Under a request that is not sampled, no span is made (none would be
+    recorded): the caller's context and decision are passed on as they are."""
+    tracer = provider.get_tracer(__name__)
+
+    @contextmanager
+    def traced_attempt(upstream: str, url: URL) -> Iterator[Mapping[str, str]]:
+        headers: dict[str, str] = {}
+        if not trace.get_current_span().is_recording():
+            propagate.inject(headers)
+            yield headers
+            return
+        attributes = {
+            "http.request.method": "GET",
+            "server.address": url.host or "",
+            "url.full": str(url),
+            "upstream": upstream,
+        }
+        with tracer.start_as_current_span(
+            "GET",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            propagate.inject(headers)
+            try:
+                yield headers
+            except Exception as error:  # an upstream error, timeout or refused answer
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
+
+    return traced_attempt
 
 
 def trace_requests(provider: TracerProvider) -> Middleware:

@@ -6,7 +6,8 @@ A call passes one layer per concern, top to bottom::
     get_json        builds the URL
     _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
-    _observed       what an observer (metrics, tracing) sees of each attempt (only with one)
+    _observed       what an observer (metrics) sees of each attempt (only with one)
+    _traced         a span per attempt, its context sent along (only with tracing)
     _attempt        one request: headers, status, content type, size cap, JSON
 
 Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
@@ -19,12 +20,13 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import ClassVar, Literal, Protocol, Self
 
 import aiohttp
@@ -45,6 +47,7 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 MAX_DRAINED_BYTES = 64 * 1024
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 Outcome = Literal["ok", "not_found", "error", "timeout"]
 Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
@@ -75,13 +78,17 @@ class UpstreamObserver(Protocol):
     def circuit_changed(self, upstream: str, is_open: bool) -> None: ...
 
 
+# Tracing's seam: wraps each attempt to an upstream (its name, the URL); yields the headers that
+# carry the trace context to it, and sees the attempt's exception, if any.
+TraceAttempt = Callable[[str, URL], AbstractContextManager[Mapping[str, str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    """What watches an upstream's calls: an observer (metrics) and aiohttp trace configs
-    (tracing: they see each request on the wire and may add headers to it)."""
+    """What watches an upstream's calls: an observer (metrics) and a tracer of attempts."""
 
     observer: UpstreamObserver | None = None
-    trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
+    trace_attempt: TraceAttempt | None = None
 
 
 NO_INSTRUMENTS = Instruments()
@@ -119,6 +126,7 @@ class UpstreamClient:
         *,
         breaker: CircuitBreaker | None = None,
         observer: UpstreamObserver | None = None,
+        trace_attempt: TraceAttempt | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._session = session
@@ -127,8 +135,13 @@ class UpstreamClient:
         self._breaker = breaker
         self._observer = observer
         self._jitter = jitter
-        # Without an observer, attempts skip its layer: the common case pays for nothing.
-        self._send: Send = self._attempt if observer is None else partial(self._observed, observer)
+        # Without an observer or a tracer, attempts skip their layers: nothing is paid for them.
+        attempt: Send = self._attempt
+        if trace_attempt is not None:
+            attempt = partial(self._traced, trace_attempt)
+        if observer is not None:
+            attempt = partial(self._observed, observer, attempt)
+        self._send = attempt
 
     @classmethod
     def open(
@@ -150,10 +163,15 @@ class UpstreamClient:
             )
             if on_change is not None:
                 on_change(False)  # the circuit starts closed: say so, so the gauge exists
-        session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, trace_configs=list(instruments.trace_configs)
+        session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return cls(
+            session,
+            base_url,
+            policy,
+            breaker=breaker,
+            observer=observer,
+            trace_attempt=instruments.trace_attempt,
         )
-        return cls(session, base_url, policy, breaker=breaker, observer=observer)
 
     @property
     def closed(self) -> bool:
@@ -224,19 +242,28 @@ class UpstreamClient:
             attempt += 1
 
     async def _observed(
-        self, observer: UpstreamObserver, url: URL, budget: aiohttp.ClientTimeout
+        self, observer: UpstreamObserver, attempt: Send, url: URL, budget: aiohttp.ClientTimeout
     ) -> JSONValue:
         started = time.perf_counter()
         try:
-            result = await self._attempt(url, budget)
+            result = await attempt(url, budget)
         except Exception as error:  # a cancellation is no outcome of the upstream's
             observer.attempt_finished(self.name, _outcome(error), time.perf_counter() - started)
             raise
         observer.attempt_finished(self.name, "ok", time.perf_counter() - started)
         return result
 
-    async def _attempt(self, url: URL, budget: aiohttp.ClientTimeout) -> JSONValue:
+    async def _traced(
+        self, trace_attempt: TraceAttempt, url: URL, budget: aiohttp.ClientTimeout
+    ) -> JSONValue:
+        with trace_attempt(self.name, url) as trace_headers:
+            return await self._attempt(url, budget, trace_headers)
+
+    async def _attempt(
+        self, url: URL, budget: aiohttp.ClientTimeout, extra_headers: Mapping[str, str] = NO_HEADERS
+    ) -> JSONValue:
         headers = {"Accept": "application/json", request_ids.HEADER: request_ids.current.get()}
+        headers.update(extra_headers)
         async with self._session.get(url, headers=headers, timeout=budget) as response:
             if response.status >= 300:
                 await _drain_small_body(response)  # lets the connection be reused
