@@ -21,6 +21,7 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("license", "Proprietary"): ("LICENSE",),
     ("use_metrics", False): ("src/{package}/metrics.py", "tests/test_metrics.py"),
     ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
+    ("deployment", "none"): ("deploy",),
 }
 
 

@@ -35,10 +35,12 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "conftest",
         "coverage",
         "frozenlist",
+        "google",
         "gunicorn",
         "hatchling",
         "hypothesis",
         "idna",
+        "importlib_metadata",
         "iniconfig",
         "jsonschema",
         "multidict",
@@ -46,10 +48,12 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "mypy_extensions",
         "mypyc",
         "openapi_spec_validator",
+        "opentelemetry",
         "orjson",
         "packaging",
         "pip",
         "pluggy",
+        "prometheus_client",
         "propcache",
         "pytest",
         "pytest_aiohttp",
@@ -63,7 +67,9 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "tests",
         "typing_extensions",
         "uvloop",
+        "wrapt",
         "yarl",
+        "zipp",
     }
 )
 
@@ -112,6 +118,14 @@ def is_free_package_name(value: object) -> bool:
 
 def at_most(length: int) -> Callable[[object], bool]:
     return lambda value: isinstance(value, str) and len(value) <= length
+
+
+def needs_docker_for_kubernetes(value: object) -> bool:
+    return value != "kubernetes" or ANSWERS.get("use_docker") is True
+
+
+def fits_kubernetes_names(value: object) -> bool:
+    return ANSWERS.get("deployment") != "kubernetes" or len(str(value)) <= 63
 
 
 def is_base_url(value: object) -> bool:
@@ -176,6 +190,11 @@ RULES: list[tuple[str, str, Callable[[object], bool], str]] = [
         for name, allowed in CHOICES.items()
     ),
     ("copyright_year", "copyright_year", matches(r"\d{4}"), "a four-digit year such as 2026"),
+    # Answers that only fail together.
+    ("deployment", "deployment", needs_docker_for_kubernetes,
+     "none when use_docker is no (the manifests deploy the image the Dockerfile builds)"),
+    ("project_slug", "project_slug", fits_kubernetes_names,
+     "at most 63 characters with deployment=kubernetes (it names Kubernetes objects)"),
 ]
 
 

@@ -18,7 +18,9 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import kubernetes_validate
 import uv
 import yaml
 from conftest import clean_environment, run
@@ -73,6 +75,25 @@ def zizmor(project: Path, folder: str = ".github") -> subprocess.CompletedProces
 def hadolint(project: Path) -> subprocess.CompletedProcess[str]:
     command = [tool("hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"]
     return run(command, project, check=False, env=tools_env())
+
+
+def kustomize(project: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/kubernetes``: the objects ``kubectl apply -k`` would send."""
+    output = run([tool("kubectl"), "kustomize", "deploy/kubernetes"], project).stdout
+    return [item for item in yaml.safe_load_all(output) if item]
+
+
+def invalid_kubernetes_objects(objects: list[dict[str, Any]]) -> list[str]:
+    """Each object checked strictly against the newest Kubernetes that kubernetes-validate
+    knows: unknown fields fail, and an unknown kind or apiVersion fails instead of warning."""
+    version = kubernetes_validate.latest_version()
+    problems = []
+    for item in objects:
+        try:
+            kubernetes_validate.validate(item, version, strict=True)
+        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
+            problems.append(f"{item.get('kind')} {item.get('metadata', {}).get('name')}: {e}")
+    return problems
 
 
 def github_parser(project: Path, workflows: list[Path]) -> subprocess.CompletedProcess[str]:

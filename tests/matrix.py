@@ -23,14 +23,20 @@ OPTIONS: dict[str, list[Any]] = {
     for name, default in QUESTIONS.items()
     if not name.startswith("_") and isinstance(default, bool | list)
 }
+# Answers pre_gen_project.py refuses together: no row bakes them and the pairwise cover leaves
+# their pairs out (test_answers.py proves the hook refuses each).
+REFUSED: list[dict[str, Any]] = [{"deployment": "kubernetes", "use_docker": False}]
 PYTHON_VERSIONS: list[str] = OPTIONS["python_version"]
 DEFAULT_PYTHON = PYTHON_VERSIONS[0]
 
 Pair = tuple[tuple[str, Any], tuple[str, Any]]
 
 
-def pairwise(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Rows covering every pair of values of any two options (greedy, deterministic).
+def pairwise(
+    options: dict[str, list[Any]], refused: list[dict[str, Any]] = REFUSED
+) -> list[dict[str, Any]]:
+    """Rows covering every pair of values of any two options (greedy, deterministic), except
+    the ``refused`` pairs, which no row contains.
 
     Each row starts from the first pair not yet covered; every other option takes the value
     that covers the most new pairs with the values already in the row (ties: the earlier value).
@@ -52,11 +58,16 @@ def pairwise(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
     def new_pairs(row: dict[str, Any], uncovered: set[Pair], name: str, value: Any) -> int:
         return sum(pair((other, row[other]), (name, value)) in uncovered for other in row)
 
+    def allowed(row: dict[str, Any], name: str, value: Any) -> bool:
+        candidate = {**row, name: value}
+        return not any(candidate.items() >= answers.items() for answers in refused)
+
     uncovered = {
         pair((first, a), (second, b))
         for first, second in itertools.combinations(names, 2)
         for a in options[first]
         for b in options[second]
+        if allowed({first: a}, second, b)
     }
     rows = []
     while uncovered:
@@ -64,7 +75,7 @@ def pairwise(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
         for name in names:
             if name not in row:
                 row[name] = max(
-                    options[name],
+                    [value for value in options[name] if allowed(row, name, value)],
                     key=lambda v, n=name, r=row, u=uncovered: (
                         new_pairs(r, u, n, v),
                         -options[n].index(v),

@@ -15,7 +15,7 @@ from conftest import TEMPLATE_ROOT, Bake, Install, run
 from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from matrix import DEFAULT_PYTHON, OPTIONS, QUESTIONS
+from matrix import DEFAULT_PYTHON, OPTIONS, QUESTIONS, REFUSED
 
 Cli = Callable[..., Any]
 
@@ -53,6 +53,21 @@ BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
     ("author_name", {"author_name": "bell\x07"}),
     # The answer is rendered once by cookiecutter; what is left must not be template syntax.
     ("description", {"description": "{% raw %}{{ leftover }}{% endraw %}"}),
+    # Answers refused together (matrix.REFUSED); the error names the first of them.
+    *(
+        (
+            next(iter(refused)),
+            {
+                name: ("yes" if value else "no") if isinstance(value, bool) else value
+                for name, value in refused.items()
+            },
+        )
+        for refused in REFUSED
+    ),
+    (
+        "project_slug",
+        {"deployment": "kubernetes", "project_slug": "a" * 64, "package_name": "a"},
+    ),
 ]
 
 GOOD_ANSWERS: list[dict[str, str]] = [

@@ -24,11 +24,13 @@ from ci_tools import (
     github_parser,
     gitlab_ci_local,
     hadolint,
+    invalid_kubernetes_objects,
+    kustomize,
     stale_pins,
     zizmor,
 )
 from conftest import Bake, Install, commit_all, run
-from matrix import COMBINATIONS, OPTIONS, PYTHON_VERSIONS, combination_id
+from matrix import COMBINATIONS, OPTIONS, PYTHON_VERSIONS, REFUSED, combination_id
 from slugify import slugify
 
 # `${{ … }}` is a GitHub Actions expression, meant to be in the output.
@@ -94,11 +96,17 @@ def test_every_value_of_every_option_is_baked() -> None:
         assert {answers[name] for answers in COMBINATIONS} == set(values), name
 
 
-def test_matrix_is_pairwise() -> None:
+def test_matrix_is_pairwise_except_refused_answers() -> None:
     for first, second in itertools.combinations(OPTIONS, 2):
         seen = {(answers[first], answers[second]) for answers in COMBINATIONS}
-        wanted = set(itertools.product(OPTIONS[first], OPTIONS[second]))
-        assert seen == wanted, f"pairs of {first} x {second} missing: {wanted - seen}"
+        wanted = set(itertools.product(OPTIONS[first], OPTIONS[second])) - {
+            (refused[first], refused[second])
+            for refused in REFUSED
+            if refused.keys() == {first, second}
+        }
+        assert seen == wanted, f"pairs of {first} x {second}: {seen ^ wanted}"
+    for answers in COMBINATIONS:
+        assert not any(answers.items() >= refused.items() for refused in REFUSED)
 
 
 def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
@@ -132,6 +140,9 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         "tests/test_metrics.py": answers["use_metrics"],
         f"{package}/tracing.py": answers["use_tracing"],
         "tests/test_tracing.py": answers["use_tracing"],
+        "deploy/kubernetes/kustomization.yaml": answers["deployment"] == "kubernetes",
+        "deploy/kubernetes/settings.env": answers["deployment"] == "kubernetes",
+        "deploy": answers["deployment"] == "kubernetes",
         ".github": answers["ci_provider"] == "github",
         ".github/workflows/ci.yml": answers["ci_provider"] == "github",
         ".github/dependabot.yml": answers["ci_provider"] == "github",
@@ -234,6 +245,14 @@ def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_
     created = {job["name"] for job in jobs if job["when"] != "never"}
     matrix = {f"test: [{version}]" for version in baked.newer_pythons}
     assert created == {"lint", "conflict-markers", *matrix}
+
+
+def test_kubernetes_manifests_render_and_are_valid(baked: Baked) -> None:
+    if baked.answers["deployment"] != "kubernetes":
+        return
+    objects = kustomize(baked.path)
+    assert invalid_kubernetes_objects(objects) == []
+    assert len(objects) == 5
 
 
 def test_dockerfile_passes_hadolint(baked: Baked) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ci_tools import ci_jobs, run_job
+from ci_tools import ci_jobs, kustomize, run_job
 from conftest import GIT_IDENTITY, TEMPLATE_ROOT, Install, commit_all, run
 from cookiecutter.main import cookiecutter
 from matrix import DEFAULT_PYTHON
@@ -256,3 +256,24 @@ def test_an_update_that_adds_a_setting_keeps_the_projects_suite_green(
     assert "FEATURE_FLAG" in (project / "CONFIGURATION.md").read_text(encoding="utf-8")
     python = install(project, DEFAULT_PYTHON)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"], project)
+
+
+def test_update_reaches_the_kubernetes_manifests_and_keeps_user_settings(
+    template: Path, tmp_path: Path
+) -> None:
+    project = create(template, tmp_path / "out", deployment="kubernetes")
+    plain = create(template, tmp_path / "plain")
+    manifests = project / "deploy" / "kubernetes"
+    append(manifests / "settings.env", "LOG_LEVEL=DEBUG")
+    commit_all(project, "User edits")
+    append(template / TEMPLATE_DIR / "deploy" / "kubernetes" / "service.yaml", "# template v2")
+    commit_all(template, "Template: touch the Service")
+
+    cruft(project, "update", "-y")
+    cruft(plain, "update", "-y")
+
+    assert (manifests / "service.yaml").read_text(encoding="utf-8").endswith("# template v2\n")
+    assert "LOG_LEVEL=DEBUG" in (manifests / "settings.env").read_text(encoding="utf-8")
+    (config_map,) = [item for item in kustomize(project) if item["kind"] == "ConfigMap"]
+    assert config_map["data"]["LOG_LEVEL"] == "DEBUG"
+    assert not (plain / "deploy").exists()  # deployment=none: the update adds no manifests

@@ -10,9 +10,11 @@ import pytest
 
 from {{ cookiecutter.package_name }}.settings import (
     DEFAULT_UPSTREAM_BASE_URL,
+    LIBRARY_VARIABLES,
     Settings,
     SettingsError,
     environment_name,
+    is_known_variable,
     parser,
 )
 
@@ -96,3 +98,16 @@ def test_configuration_md_documents_every_setting_with_its_default() -> None:
 
 def test_every_setting_says_what_it_means() -> None:
     assert all(field.metadata.get("doc") for field in fields(Settings))
+
+
+def test_known_variables_are_the_settings_and_the_documented_library_names() -> None:
+    configuration = (Path(__file__).parent.parent / "CONFIGURATION.md").read_text(
+        encoding="utf-8"
+    )
+
+    assert is_known_variable("UPSTREAM_TIMEOUT")
+    assert is_known_variable("WEB_CONCURRENCY")
+    assert not is_known_variable("UPSTREAM_TIMEOUTS")
+    assert not is_known_variable("WEB_CONCURRENCY_X")
+    for name in LIBRARY_VARIABLES:
+        assert f"`{name}" in configuration, f"{name} is not in CONFIGURATION.md"

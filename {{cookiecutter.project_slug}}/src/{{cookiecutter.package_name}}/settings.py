@@ -170,3 +170,27 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
         return cls(**values)
+
+
+# Variables the libraries the service uses read under their own documented names (listed in
+# CONFIGURATION.md); a name ending in "_" stands for every name with that prefix.
+LIBRARY_VARIABLES = (
+    "WEB_CONCURRENCY",  # gunicorn.conf.py
+{%- if cookiecutter.use_metrics %}
+    "PROMETHEUS_MULTIPROC_DIR",  # prometheus-client
+{%- endif %}
+{%- if cookiecutter.use_tracing %}
+    "OTEL_",  # OpenTelemetry
+{%- endif %}
+)
+
+
+def is_known_variable(name: str) -> bool:
+    """Whether the service or a library it uses reads ``name``: deployments check with this
+    that they set nothing that would be silently ignored."""
+    if name in {environment_name(declared) for declared in fields(Settings)}:
+        return True
+    return any(
+        name.startswith(known) if known.endswith("_") else name == known
+        for known in LIBRARY_VARIABLES
+    )
