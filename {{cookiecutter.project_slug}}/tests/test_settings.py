@@ -101,9 +101,7 @@ def test_every_setting_says_what_it_means() -> None:
 
 
 def test_known_variables_are_the_settings_and_the_documented_library_names() -> None:
-    configuration = (Path(__file__).parent.parent / "CONFIGURATION.md").read_text(
-        encoding="utf-8"
-    )
+    configuration = (Path(__file__).parent.parent / "CONFIGURATION.md").read_text(encoding="utf-8")
 
     assert is_known_variable("UPSTREAM_TIMEOUT")
     assert is_known_variable("WEB_CONCURRENCY")
