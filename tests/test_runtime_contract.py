@@ -531,15 +531,17 @@ def test_metrics_count_each_request_and_upstream_attempt_exactly(
 ) -> None:
     paths = ["/api/items/ok-1"] * 5 + ["/api/items/missing"] * 2 + ["/api/items/flaky-7"]
     statuses = [service.get(path).status for path in [*paths, "/nowhere", "/health"]]
+    statuses.append(service.request("PROPFIND", "/api/items/ok-1").status)  # WebDAV, not HTTP
     samples = scrape(service.url)
 
-    assert statuses == [200] * 5 + [404, 404, 200, 404, 200]
+    assert statuses == [200] * 5 + [404, 404, 200, 404, 200, 405]
     counted = "http_server_request_duration_seconds_count"
     item = {"method": "GET", "route": "/api/items/{item_id}"}
     assert value(samples, counted, **item, status="200") == 6
     assert value(samples, counted, **item, status="404") == 2
     assert value(samples, counted, method="GET", route="unmatched", status="404") == 1
     assert value(samples, counted, method="GET", route="/health", status="200") == 0
+    assert value(samples, counted, method="_OTHER", route="unmatched", status="405") == 1
     # One observation per attempt the upstream received; the flaky one was retried once.
     attempts = "upstream_request_duration_seconds_count"
     by_outcome = {
