@@ -424,6 +424,60 @@ def fd_census(pid: int, upstream_url: str) -> FdCensus:
     return FdCensus(upstream_sockets, len(targets) - upstream_sockets)
 
 
+def test_slow_body_and_idle_clients_are_cut_and_normal_traffic_is_unaffected(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    body_timeout, keepalive, lingering = 1.0, 2.0, 2.0  # lingering: the app's LINGERING_SECONDS
+    settings = {"REQUEST_BODY_TIMEOUT": str(body_timeout), "KEEPALIVE_TIMEOUT": str(keepalive)}
+    with running_service(service_python, tmp_path, upstream, **settings) as service:
+        pid, port = service.process.pid, int(service.url.rsplit(":", 1)[1])
+        assert service.get("/api/items/ok-warmup").status == 200
+        baseline = fd_census(pid, upstream).other
+
+        async def clients() -> tuple[list[int], list[tuple[bytes, float]], list[float]]:
+            loop = asyncio.get_running_loop()
+            request = (  # declares 1,000 bytes, sends one, then says nothing more
+                b"POST /api/items/batch HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+
+            async def connection(first_bytes: bytes) -> tuple[bytes, float]:
+                """Connect, send ``first_bytes``; what the service sends until it closes, and
+                how long after connecting it closed."""
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                opened = loop.time()
+                writer.write(first_bytes)
+                answer = await reader.read()
+                writer.close()
+                return answer, loop.time() - opened
+
+            slow = asyncio.gather(*(connection(request) for _ in range(100)))
+            idle = asyncio.gather(*(connection(b"") for _ in range(100)))
+            async with aiohttp.ClientSession(service.url) as session:
+                statuses = []
+                for n in range(50):  # normal traffic beside them, one request at a time
+                    async with session.get(f"/api/items/ok-{n}") as response:
+                        statuses.append(response.status)
+            slow_answers, idle_answers = await slow, await idle
+            return statuses, slow_answers, [seconds for _, seconds in idle_answers]
+
+        statuses, slow_answers, idle_seconds = asyncio.run(asyncio.wait_for(clients(), timeout=30))
+        deadline = time.monotonic() + 5
+        while (after := fd_census(pid, upstream).other) != baseline:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+
+    assert statuses == [200] * 50
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer, _ in slow_answers)
+    slow_seconds = [seconds for _, seconds in slow_answers]
+    assert body_timeout - 0.2 < min(slow_seconds)
+    assert max(slow_seconds) < body_timeout + lingering + 1.5
+    assert keepalive - 0.2 < min(idle_seconds)
+    assert max(idle_seconds) < keepalive + 1.5
+    assert after == baseline  # every descriptor of theirs released
+
+
 def test_burst_of_mixed_requests_gets_expected_statuses_and_leaks_nothing(
     service: Service, upstream: str
 ) -> None:

@@ -44,6 +44,7 @@ bind = [f"{_settings.host}:{_settings.port}"]
 # The master waits this long for workers after SIGTERM: the drain, then the shutdown.
 graceful_timeout = math.ceil(_settings.shutdown_drain_seconds + _settings.shutdown_timeout)
 accesslog = "-" if _settings.access_log else None
+keepalive = math.ceil(_settings.keepalive_timeout)  # the app applies KEEPALIVE_TIMEOUT itself too
 control_socket_disable = True  # no socket in ~/.gunicorn: configuration comes from here
 {%- if cookiecutter.use_metrics %}
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import replace
 from unittest.mock import AsyncMock
 
 import pytest
@@ -160,6 +163,31 @@ async def test_oversized_body_is_413(client: Client) -> None:
 
     assert response.status == 413
     assert "error" in await response.json()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408(
+    aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
+) -> None:
+    impatient = replace(settings, request_body_timeout=0.2)
+    client = await aiohttp_client(create_app(impatient, upstream=upstream))
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    # Declares 1,000 bytes, sends one, then waits: the handler must not wait with it forever.
+    writer.write(
+        b"POST /api/items/batch HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    await writer.drain()
+
+    async with asyncio.timeout(5):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = int(head.lower().split("content-length: ")[1].split("\r\n")[0])
+        body = await reader.readexactly(length)
+    writer.close()
+
+    assert head.startswith("HTTP/1.1 408 ")
+    assert json.loads(body) == {"error": "request body not received within 0.2s"}
+    upstream.get_item.assert_not_awaited()
 
 
 async def test_unknown_route_is_json_404(client: Client) -> None:

@@ -38,6 +38,11 @@ from .tracing import (
 )
 {%- endif %}
 
+# After refusing a request before its body was read (408, 413), aiohttp keeps reading the rest
+# for this long so the client can still read the answer; then the connection is closed and its
+# descriptor released (aiohttp's default is 10 s, which lets slow clients hold descriptors).
+LINGERING_SECONDS = 2.0
+
 Client = TypeVar("Client")
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 OpenClient = Callable[[Settings, Instruments], AbstractAsyncContextManager[Client]]
@@ -73,7 +78,11 @@ def create_app(
         middlewares=middlewares,
         client_max_size=settings.max_body_bytes,
         # Applies however the app is served: ``python -m``, gunicorn or the test client.
-        handler_args={"access_log_class": AccessLogger},
+        handler_args={
+            "access_log_class": AccessLogger,
+            "keepalive_timeout": settings.keepalive_timeout,
+            "lingering_time": LINGERING_SECONDS,
+        },
     )
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()

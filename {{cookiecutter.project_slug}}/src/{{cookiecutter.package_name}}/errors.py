@@ -24,6 +24,12 @@ class InvalidRequestError(ServiceError):
     status = 400
 
 
+class RequestTimeoutError(InvalidRequestError):
+    """The client did not send the whole body in time (``REQUEST_BODY_TIMEOUT``)."""
+
+    status = 408
+
+
 class UnsupportedMediaTypeError(InvalidRequestError):
     """The body is not in a format this route accepts."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from . import validation
 from .batch import fetch_all
-from .errors import InvalidRequestError, UnsupportedMediaTypeError
+from .errors import InvalidRequestError, RequestTimeoutError, UnsupportedMediaTypeError
 from .jsonlib import loads
 from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
 from .responses import json_response
@@ -45,8 +47,14 @@ async def get_items_batch(request: web.Request) -> web.Response:
     """Many items at once, in input order, with per-item errors inline."""
     if request.content_type != "application/json":
         raise UnsupportedMediaTypeError("expected Content-Type: application/json")
+    body_timeout = request.app[SETTINGS].request_body_timeout
     try:
-        body = loads(await request.read())
+        async with asyncio.timeout(body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeoutError(f"request body not received within {body_timeout:g}s") from None
+    try:
+        body = loads(raw)
     except ValueError:
         raise InvalidRequestError("request body is not valid JSON") from None
     item_ids = validation.batch_ids(body)

@@ -129,6 +129,7 @@ def document() -> dict[str, Any]:
                             },
                         ),
                         "400": _answer("The body is not valid JSON of the documented shape"),
+                        "408": _answer("The body did not arrive within REQUEST_BODY_TIMEOUT"),
                         "413": _answer("The body is larger than MAX_BODY_BYTES"),
                         "415": _answer("The body is not sent as application/json"),
                     },

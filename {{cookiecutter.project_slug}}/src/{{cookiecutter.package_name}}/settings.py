@@ -123,6 +123,12 @@ class Settings:
         0.0, _seconds(allow_zero=True), "Seconds to go on serving after SIGTERM, not ready"
     )
     max_body_bytes: int = setting(64 * 1024, _integer(1, 1024**3), "Largest request body")
+    request_body_timeout: float = setting(
+        10.0, _seconds(allow_zero=False), "Seconds to receive a whole request body (then 408)"
+    )
+    keepalive_timeout: float = setting(
+        75.0, _seconds(allow_zero=False), "Seconds an idle or header-reading connection is kept"
+    )
     upstream_base_url: str = setting(
         DEFAULT_UPSTREAM_BASE_URL, _http_url, "Base URL of the upstream API"
     )
