@@ -577,6 +577,27 @@ def test_the_started_service_keeps_to_its_openapi_document(
     assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout
 
 
+# --- protecting the upstream ------------------------------------------------------------
+
+
+def test_concurrent_requests_for_one_item_cost_the_upstream_one_call(
+    service: Service, upstream: str
+) -> None:
+    async def fifty() -> list[tuple[int, object]]:
+        async with aiohttp.ClientSession(service.url) as session:
+
+            async def one() -> tuple[int, object]:
+                async with session.get("/api/items/slow-7") as response:  # upstream takes 0.3 s
+                    return response.status, await response.json()
+
+            return await asyncio.gather(*(one() for _ in range(50)))
+
+    answers = asyncio.run(asyncio.wait_for(fifty(), timeout=30))
+
+    assert answers == [(200, {"id": "slow-7"})] * 50
+    assert upstream_stats(upstream)["paths"].count("/items/slow-7") == 1
+
+
 # --- metrics -------------------------------------------------------------------------------
 
 

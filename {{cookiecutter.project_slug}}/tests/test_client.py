@@ -269,3 +269,24 @@ async def test_connections_are_reused_after_successes_and_errors(
 
     assert len(fake_upstream.requests) == 5
     assert len(fake_upstream.peers) == 1
+
+
+@pytest.mark.parametrize(("coalesce", "upstream_requests"), [(True, 1), (False, 50)])
+async def test_concurrent_reads_of_one_item_share_one_upstream_request(
+    upstream_settings: Settings,
+    fake_upstream: FakeUpstream,
+    coalesce: bool,
+    upstream_requests: int,
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "7"}, hang=True))  # the first answers when released
+    fake_upstream.default = Reply(json={"id": "7"})
+    shared = replace(upstream_settings, upstream_coalesce=coalesce)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(shared) as api:
+        readers = [asyncio.create_task(api.get_item("7")) for _ in range(50)]
+        await fake_upstream.arrived.wait()  # all 50 have asked by now (tasks start in order)
+        fake_upstream.release()
+        answers = await asyncio.gather(*readers)
+
+    assert len(fake_upstream.requests) == upstream_requests
+    assert answers == [{"id": "7"}] * 50

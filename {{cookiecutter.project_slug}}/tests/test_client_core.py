@@ -121,4 +121,10 @@ def test_core_depends_on_nothing_above_it() -> None:
             names = [node.module] if node.module else [alias.name for alias in node.names]
             local |= {"." * node.level + name for name in names}
     # Not the settings, handlers, middlewares or app: the core can serve any upstream.
-    assert local == {"..circuit_breaker", "..errors", "..jsonlib", "..request_ids"}
+    assert local == {
+        "..circuit_breaker",
+        "..coalescing",
+        "..errors",
+        "..jsonlib",
+        "..request_ids",
+    }

@@ -148,6 +148,9 @@ class Settings:
     upstream_pool_size: int = setting(
         100, _integer(1, 10_000), "Open upstream connections, at most"
     )
+    upstream_coalesce: bool = setting(
+        True, _boolean, "Concurrent reads of the same item share one upstream call"
+    )
     upstream_max_response_bytes: int = setting(
         1024 * 1024, _integer(1, 1024**3), "Largest upstream body read"
     )

@@ -3,7 +3,7 @@ breaker, a size cap and typed errors. Per-upstream modules only name paths and s
 
 A call passes one layer per concern, top to bottom::
 
-    get_json        builds the URL
+    get_json        builds the URL; concurrent calls for one URL share one (coalescing)
     _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
     _observed       what an observer (metrics) sees of each attempt (only with one)
@@ -34,6 +34,7 @@ from yarl import URL
 
 from .. import request_ids
 from ..circuit_breaker import CircuitBreaker
+from ..coalescing import Coalescer
 from ..errors import (
     UpstreamError,
     UpstreamNotFoundError,
@@ -65,6 +66,7 @@ class UpstreamPolicy:
     max_response_bytes: int = 1024 * 1024
     circuit_breaker_threshold: int = 0  # 0: no breaker
     circuit_breaker_cooldown: float = 30.0
+    coalesce: bool = True  # concurrent calls for the same URL share one request
 
 
 class UpstreamObserver(Protocol):
@@ -135,6 +137,7 @@ class UpstreamClient:
         self._breaker = breaker
         self._observer = observer
         self._jitter = jitter
+        self._coalescer: Coalescer[JSONValue] | None = Coalescer() if policy.coalesce else None
         # Without an observer or a tracer, attempts skip their layers: nothing is paid for them.
         attempt: Send = self._attempt
         if trace_attempt is not None:
@@ -201,6 +204,11 @@ class UpstreamClient:
         UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
         url = self._base_url.joinpath(*segments)
+        if self._coalescer is None:
+            return await self._call(url)
+        return await self._coalescer.run(url, partial(self._call, url))
+
+    async def _call(self, url: URL) -> JSONValue:
         if self._breaker is None:
             return await self._with_retries(url)
         return await self._guarded(url, self._breaker)

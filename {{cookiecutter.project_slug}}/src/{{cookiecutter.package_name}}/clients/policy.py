@@ -18,4 +18,5 @@ def upstream_policy(settings: Settings) -> UpstreamPolicy:
         max_response_bytes=settings.upstream_max_response_bytes,
         circuit_breaker_threshold=settings.circuit_breaker_threshold,
         circuit_breaker_cooldown=settings.circuit_breaker_cooldown,
+        coalesce=settings.upstream_coalesce,
     )
