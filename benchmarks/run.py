@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -55,16 +56,44 @@ BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY (the re
 class Scenario:
     name: str
     method: str
-    path: str
+    path: str  # "{n}" in it: the request's number modulo ``ids``
     latency_ms: float
     connections: int
     body: str | None = None
+    ids: int = 1
+
+    def path_of(self, number: int) -> str:
+        return self.path.replace("{n}", str(number % self.ids))
 
 
+EVERY_ID_NEW = 10**12  # as many ids as requests: nothing is shared between requests
 SCENARIOS = [
     Scenario("GET /health", "GET", "/health", 0, 32),
-    Scenario("GET /api/items/1, upstream 0 ms", "GET", "/api/items/1", 0, 32),
-    Scenario("GET /api/items/1, upstream 5 ms", "GET", "/api/items/1", 5, 32),
+    Scenario(
+        "GET /api/items/{n}, a new id each, upstream 0 ms",
+        "GET",
+        "/api/items/{n}",
+        0,
+        32,
+        ids=EVERY_ID_NEW,
+    ),
+    Scenario(
+        "GET /api/items/{n}, a new id each, upstream 5 ms",
+        "GET",
+        "/api/items/{n}",
+        5,
+        32,
+        ids=EVERY_ID_NEW,
+    ),
+    # Hot keys: many concurrent requests for a few items (what coalescing is for).
+    Scenario(
+        "GET /api/items/{n} over 10 ids, 1,000 connections, upstream 50 ms",
+        "GET",
+        "/api/items/{n}",
+        50,
+        1000,
+        ids=10,
+    ),
     Scenario("POST batch of 50, upstream 50 ms", "POST", "/api/items/batch", 50, 1, BATCH_BODY),
 ]
 
@@ -97,6 +126,7 @@ class Run:
     errors: int
     cpu_us_per_request: float
     upstream_connections_per_1000: float
+    upstream_calls_per_1000: float
     upstream_max_in_flight: int
     peak_rss_mb: float
     startup_ms: float
@@ -182,6 +212,16 @@ def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[b
 
 def wrk_load(url: str, scenario: Scenario, seconds: float) -> Load:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if "{n}" in scenario.path:
+            before, _, after = scenario.path.partition("{n}")
+            script.write(
+                "counter = 0\n"
+                "request = function()\n"
+                "  counter = counter + 1\n"
+                f"  local n = string.format('%d', counter % {scenario.ids})\n"
+                f"  return wrk.format(nil, {json.dumps(before)} .. n .. {json.dumps(after)})\n"
+                "end\n"
+            )
         if scenario.body is not None:
             script.write(
                 f'wrk.method = "{scenario.method}"\n'
@@ -190,7 +230,7 @@ def wrk_load(url: str, scenario: Scenario, seconds: float) -> Load:
             )
     try:
         command = ["wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(seconds))}s"]
-        command += ["--latency", "--timeout", "10s", "-s", script.name, url + scenario.path]
+        command += ["--latency", "--timeout", "10s", "-s", script.name, url + scenario.path_of(0)]
         if two_cores():
             command = ["taskset", "-c", str(CORES[1]), *command]
         output = subprocess.run(
@@ -230,6 +270,7 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
         headers = {"Content-Type": "application/json"} if scenario.body else {}
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             end = time.perf_counter() + seconds
+            numbers = itertools.count(1)
 
             async def worker() -> None:
                 nonlocal errors
@@ -238,7 +279,7 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
                     try:
                         async with session.request(
                             scenario.method,
-                            url + scenario.path,
+                            url + scenario.path_of(next(numbers)),
                             data=scenario.body,
                             headers=headers,
                         ) as response:
@@ -376,6 +417,7 @@ def measure(
         upstream_connections_per_1000=(after["connections"] - before["connections"] - 1)
         / requests
         * 1000,
+        upstream_calls_per_1000=after["requests"] / requests * 1000,
         upstream_max_in_flight=after["max_in_flight"],
         peak_rss_mb=rss,
         startup_ms=startup_ms,
@@ -441,9 +483,9 @@ def report(
             f"## {scenario.name}",
             "",
             "| variant | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs reference | CPU vs default"
-            " | upstream conns /1000 req | max in flight upstream | peak RSS MB"
-            " | start → /health ms | errors |",
-            "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            " | upstream calls /1000 req | upstream conns /1000 req | max in flight upstream"
+            " | peak RSS MB | start → /health ms | errors |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- |" + " ---: |" * 6,
         ]
         for variant in variants:
             mine = [r for r in runs if r.scenario == scenario.name and r.variant == variant.name]
@@ -453,6 +495,7 @@ def report(
                 f" | {_median(mine, 'cpu_us_per_request'):.0f}"
                 f" | {_cpu_ratio(runs, scenario, variant.name, reference)}"
                 f" | {_cpu_ratio(runs, scenario, variant.name, DEFAULT_VARIANT)}"
+                f" | {_median(mine, 'upstream_calls_per_1000'):.0f}"
                 f" | {_median(mine, 'upstream_connections_per_1000'):.1f}"
                 f" | {max(r.upstream_max_in_flight for r in mine)}"
                 f" | {max(r.peak_rss_mb for r in mine):.1f}"

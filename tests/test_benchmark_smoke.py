@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_ROOT, run
 
-SCENARIOS = 4
+SCENARIOS = 5
 
 
 @pytest.mark.slow
