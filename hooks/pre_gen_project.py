@@ -29,6 +29,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "_pytest",
         "aiohappyeyeballs",
         "aiohttp",
+        "aiolimiter",
         "aiosignal",
         "attr",
         "attrs",

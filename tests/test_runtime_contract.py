@@ -598,6 +598,37 @@ def test_concurrent_requests_for_one_item_cost_the_upstream_one_call(
     assert upstream_stats(upstream)["paths"].count("/items/slow-7") == 1
 
 
+def test_the_upstream_never_sees_more_than_the_rate_limit_plus_its_burst(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    limit, requests = 20, 120
+    settings = {"UPSTREAM_RATE_LIMIT": str(limit), "UPSTREAM_TIMEOUT": "10"}
+    with running_service(service_python, tmp_path, upstream, **settings) as service:
+
+        async def load() -> list[int]:
+            async with aiohttp.ClientSession(service.url) as session:
+
+                async def one(n: int) -> int:
+                    async with session.get(f"/api/items/ok-limited-{n}") as response:
+                        return response.status
+
+                return await asyncio.gather(*(one(n) for n in range(requests)))
+
+        statuses = asyncio.run(asyncio.wait_for(load(), timeout=30))
+        stats = upstream_stats(upstream)
+        arrivals = sorted(
+            at
+            for at, path in zip(stats["arrivals"], stats["paths"], strict=True)
+            if "ok-limited-" in path
+        )
+
+    assert statuses == [200] * requests
+    assert len(arrivals) == requests
+    busiest_second = max(sum(start <= at < start + 1.0 for at in arrivals) for start in arrivals)
+    assert busiest_second <= 2 * limit  # the limit, plus a burst of as many
+    assert arrivals[-1] - arrivals[0] >= (requests - limit) / limit - 0.5  # it did wait
+
+
 # --- metrics -------------------------------------------------------------------------------
 
 

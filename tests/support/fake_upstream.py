@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import Counter, deque
 
 from aiohttp import web
@@ -39,6 +40,7 @@ class Upstream:
         self.paths: deque[str] = deque(maxlen=RECENT)
         self.request_ids: deque[str] = deque(maxlen=RECENT)
         self.traceparents: deque[str] = deque(maxlen=RECENT)
+        self.arrivals: deque[float] = deque(maxlen=RECENT)  # time.time() of each request
         self.seen: Counter[str] = Counter()
 
     def connection_made(self) -> None:
@@ -54,6 +56,7 @@ class Upstream:
                 "paths": list(self.paths),
                 "request_ids": list(self.request_ids),
                 "traceparents": list(self.traceparents),
+                "arrivals": list(self.arrivals),
             }
         )
 
@@ -66,6 +69,7 @@ class Upstream:
         self.paths.append(request.raw_path)
         self.request_ids.append(request.headers.get("X-Request-ID", ""))
         self.traceparents.append(request.headers.get("traceparent", ""))
+        self.arrivals.append(time.time())
         prefix = "/items/"
         if not request.raw_path.startswith(prefix):
             return web.json_response({"error": "not an item"}, status=400)

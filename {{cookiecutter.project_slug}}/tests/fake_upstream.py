@@ -35,6 +35,7 @@ class FakeUpstream:
         self.requests: list[str] = []
         self.request_ids: list[str | None] = []
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
+        self.arrival_times: list[float] = []  # the event loop's clock, one per request
         self.peers: set[object] = set()  # one per TCP connection the client opened
         self._queued: deque[Reply] = deque()
         self._released = asyncio.Event()
@@ -52,6 +53,7 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.match_info["item_id"])
+        self.arrival_times.append(asyncio.get_running_loop().time())
         self.request_ids.append(request.headers.get("X-Request-ID"))
         self.traceparents.append(request.headers.get("traceparent"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)

@@ -290,3 +290,36 @@ async def test_concurrent_reads_of_one_item_share_one_upstream_request(
 
     assert len(fake_upstream.requests) == upstream_requests
     assert answers == [{"id": "7"}] * 50
+
+
+async def test_the_rate_limit_lets_a_burst_through_then_spaces_attempts(
+    upstream_settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    limited = replace(upstream_settings, upstream_rate_limit=5.0)
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(limited) as api:
+        await asyncio.gather(*(api.get_item(str(n)) for n in range(10)))
+
+    times = sorted(fake_upstream.arrival_times)
+    assert len(times) == 10
+    # 5 at once (the burst), the other 5 at 5 per second: a second (less what leaked while the
+    # burst went out); a busy machine only makes it longer, and without the limit it takes
+    # a few milliseconds.
+    assert times[-1] - times[0] >= 0.6
+
+
+async def test_a_call_with_no_turn_within_its_budget_is_a_timeout_and_never_sent(
+    upstream_settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    tight = replace(
+        upstream_settings, upstream_rate_limit=1.0, upstream_timeout=0.2, upstream_retries=0
+    )
+
+    async with {{ cookiecutter.__upstream_class }}.from_settings(tight) as api:
+        first, second = await asyncio.gather(
+            api.get_item("1"), api.get_item("2"), return_exceptions=True
+        )
+
+    assert first == {"id": "default"}
+    assert isinstance(second, UpstreamTimeoutError)
+    assert fake_upstream.requests == ["1"]

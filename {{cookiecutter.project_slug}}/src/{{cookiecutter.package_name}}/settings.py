@@ -51,6 +51,16 @@ def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
     return parse
 
 
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of requests per second, 0 or more") from None
+    if value < 0 or not math.isfinite(value):
+        raise ValueError("expected a number of requests per second, 0 or more")
+    return value
+
+
 def _boolean(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -150,6 +160,9 @@ class Settings:
     )
     upstream_coalesce: bool = setting(
         True, _boolean, "Concurrent reads of the same item share one upstream call"
+    )
+    upstream_rate_limit: float = setting(
+        0.0, _rate, "Most requests per second to the upstream, per process (0: no limit)"
     )
     upstream_max_response_bytes: int = setting(
         1024 * 1024, _integer(1, 1024**3), "Largest upstream body read"

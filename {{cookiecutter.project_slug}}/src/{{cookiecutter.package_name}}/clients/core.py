@@ -6,6 +6,7 @@ A call passes one layer per concern, top to bottom::
     get_json        builds the URL; concurrent calls for one URL share one (coalescing)
     _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
+    _limited        waits for the upstream's rate limit, within the budget (only with one)
     _observed       what an observer (metrics) sees of each attempt (only with one)
     _traced         a span per attempt, its context sent along (only with tracing)
     _attempt        one request: headers, status, content type, size cap, JSON
@@ -30,6 +31,7 @@ from types import MappingProxyType, TracebackType
 from typing import ClassVar, Literal, Protocol, Self
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from .. import request_ids
@@ -67,6 +69,7 @@ class UpstreamPolicy:
     circuit_breaker_threshold: int = 0  # 0: no breaker
     circuit_breaker_cooldown: float = 30.0
     coalesce: bool = True  # concurrent calls for the same URL share one request
+    rate_limit: float = 0.0  # attempts per second, per process (burst: as many); 0: no limit
 
 
 class UpstreamObserver(Protocol):
@@ -144,6 +147,8 @@ class UpstreamClient:
             attempt = partial(self._traced, trace_attempt)
         if observer is not None:
             attempt = partial(self._observed, observer, attempt)
+        if policy.rate_limit > 0:
+            attempt = partial(self._limited, AsyncLimiter(policy.rate_limit, 1.0), attempt)
         self._send = attempt
 
     @classmethod
@@ -248,6 +253,19 @@ class UpstreamClient:
             await asyncio.sleep(delay)
             budget = aiohttp.ClientTimeout(total=remaining, connect=policy.connect_timeout)
             attempt += 1
+
+    async def _limited(
+        self, limiter: AsyncLimiter, attempt: Send, url: URL, budget: aiohttp.ClientTimeout
+    ) -> JSONValue:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(budget.total):
+                await limiter.acquire()
+        except TimeoutError:
+            raise UpstreamTimeoutError("no turn within the upstream's rate limit in time") from None
+        left = (budget.total or 0.0) - (loop.time() - started)
+        return await attempt(url, aiohttp.ClientTimeout(total=left, connect=budget.connect))
 
     async def _observed(
         self, observer: UpstreamObserver, attempt: Send, url: URL, budget: aiohttp.ClientTimeout

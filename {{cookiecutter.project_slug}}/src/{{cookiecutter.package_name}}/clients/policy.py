@@ -19,4 +19,5 @@ def upstream_policy(settings: Settings) -> UpstreamPolicy:
         circuit_breaker_threshold=settings.circuit_breaker_threshold,
         circuit_breaker_cooldown=settings.circuit_breaker_cooldown,
         coalesce=settings.upstream_coalesce,
+        rate_limit=settings.upstream_rate_limit,
     )
