@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .clients.core import Outcome
-from .request_labels import HTTP_METHODS, OTHER_METHOD, PROBES, route_template
+from .request_labels import PROBES, method_label, route_template
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a cache-hit fast answer to the default upstream time budget (10 s).
@@ -75,10 +75,10 @@ class Metrics:
         observe(seconds)
 
     def _request_child(self, method: str, route: str, status: int) -> Callable[[float], None]:
-        if method not in HTTP_METHODS:  # not remembered: the set of such names is unbounded
-            return self.request_duration.labels(OTHER_METHOD, route, str(status)).observe
-        observe = self.request_duration.labels(method, route, str(status)).observe
-        self._request_children[method, route, status] = observe
+        label = method_label(method)
+        observe = self.request_duration.labels(label, route, str(status)).observe
+        if label == method:  # other methods are not remembered: their names are unbounded
+            self._request_children[method, route, status] = observe
         return observe
 
     # The client core's UpstreamObserver: told of each attempt, retry and breaker change.

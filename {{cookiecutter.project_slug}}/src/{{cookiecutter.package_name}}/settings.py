@@ -35,8 +35,8 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
-    expected = "a number of seconds, 0 or more" if allow_zero else "a number of seconds above 0"
+def _number(expected: str, *, allow_zero: bool) -> Callable[[str], float]:
+    """A parser for a finite number above 0 (or 0 and above); ``expected`` names it in errors."""
 
     def parse(raw: str) -> float:
         try:
@@ -51,14 +51,12 @@ def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
     return parse
 
 
-def _rate(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of requests per second, 0 or more") from None
-    if value < 0 or not math.isfinite(value):
-        raise ValueError("expected a number of requests per second, 0 or more")
-    return value
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    expected = "a number of seconds, 0 or more" if allow_zero else "a number of seconds above 0"
+    return _number(expected, allow_zero=allow_zero)
+
+
+_rate = _number("a number of requests per second, 0 or more", allow_zero=True)
 
 
 def _boolean(raw: str) -> bool:

@@ -134,11 +134,13 @@ def trace_requests(provider: TracerProvider) -> Middleware:
         if route in PROBES:
             return await handler(request)
         method = method_label(request.method)
+        name = method
         attributes = {"http.request.method": method, "url.path": request.path}
         if route != UNMATCHED:
+            name = f"{method} {route}"
             attributes["http.route"] = route
         with tracer.start_as_current_span(
-            f"{method} {route}" if route != UNMATCHED else method,
+            name,
             context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
