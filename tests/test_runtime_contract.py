@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -627,6 +628,51 @@ def test_the_upstream_never_sees_more_than_the_rate_limit_plus_its_burst(
     busiest_second = max(sum(start <= at < start + 1.0 for at in arrivals) for start in arrivals)
     assert busiest_second <= 2 * limit  # the limit, plus a burst of as many
     assert arrivals[-1] - arrivals[0] >= (requests - limit) / limit - 0.5  # it did wait
+
+
+def test_overload_is_refused_at_once_while_accepted_requests_keep_their_pace(
+    service_python: Path, tmp_path: Path, upstream: str
+) -> None:
+    limit, clients, seconds = 10, 60, 3.0  # six times the limit, each upstream call 0.3 s
+    with running_service(service_python, tmp_path, upstream, MAX_IN_FLIGHT=str(limit)) as service:
+
+        async def overload() -> list[tuple[int, float, str | None]]:
+            answers: list[tuple[int, float, str | None]] = []
+            ids = itertools.count()
+            connector = aiohttp.TCPConnector(limit=clients)
+            async with aiohttp.ClientSession(service.url, connector=connector) as session:
+                end = time.monotonic() + seconds
+
+                async def client() -> None:
+                    while time.monotonic() < end:
+                        sent = time.monotonic()
+                        async with session.get(f"/api/items/slow-{next(ids)}") as response:
+                            await response.read()
+                            retry_after = response.headers.get("Retry-After")
+                            answers.append((response.status, time.monotonic() - sent, retry_after))
+                        if response.status == 503:
+                            await asyncio.sleep(0.05)  # a client that backs off, a little
+
+                await asyncio.gather(*(client() for _ in range(clients)))
+            return answers
+
+        answers = asyncio.run(asyncio.wait_for(overload(), timeout=seconds + 30))
+        in_flight_after = value(scrape(service.url), "http_server_requests_in_flight")
+        stats = upstream_stats(upstream)
+
+    accepted = sorted(elapsed for status, elapsed, _ in answers if status == 200)
+    refused = sorted(elapsed for status, elapsed, _ in answers if status == 503)
+    assert {status for status, _, _ in answers} == {200, 503}
+    assert {retry_after for status, _, retry_after in answers if status == 503} == {"1"}
+    # The upstream takes 0.3 s: refusals come back well before, and the accepted requests are
+    # not queued behind the refused ones (generous bounds: the machine is shared).
+    assert refused[len(refused) // 2] < 0.1
+    assert refused[int(len(refused) * 0.95)] < 0.25
+    assert accepted[len(accepted) // 2] < 0.6
+    # Each accepted request was one upstream call: the upstream never had more than the limit.
+    assert stats["max_in_flight"] <= limit
+    assert len(accepted) == sum("/items/slow-" in path for path in stats["paths"])
+    assert in_flight_after == 0
 
 
 # --- metrics -------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def test_values_are_read_and_converted() -> None:
         ("UPSTREAM_BASE_URL", "http://[::1"),
         ("UPSTREAM_BASE_URL", "https://user:secret@example.com"),
         ("CIRCUIT_BREAKER_THRESHOLD", "-1"),
+        ("MAX_IN_FLIGHT", "-1"),
     ],
 )
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:

@@ -29,6 +29,7 @@ from .metrics import Metrics, add_metrics_route, record_requests
 from .middlewares import json_errors, request_id
 from .openapi import document
 from .settings import Settings
+from .shedding import InFlightLimit
 {%- if cookiecutter.use_tracing %}
 from .tracing import (
     attempt_tracer,
@@ -73,6 +74,8 @@ def create_app(
     metrics = Metrics(CollectorRegistry())
     middlewares.append(record_requests(metrics))
 {%- endif %}
+    if settings.max_in_flight > 0:
+        middlewares.append(InFlightLimit(settings.max_in_flight).middleware())
     middlewares.append(json_errors)
     app = web.Application(
         middlewares=middlewares,

@@ -54,6 +54,16 @@ _BATCH_RESULT = {
 }
 
 
+def _refused(description: str) -> dict[str, Any]:
+    """A 503 of an ``/api/`` route: ``Retry-After`` (whole seconds) comes with load shedding."""
+    answer = _answer(description)
+    answer["headers"]["Retry-After"] = {
+        "description": "Seconds to wait before trying again (when overloaded)",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+    return answer
+
+
 def _status(value: str) -> dict[str, Any]:
     """A probe's body: ``{"status": value}``."""
     return {"type": "object", "required": ["status"], "properties": {"status": {"const": value}}}
@@ -85,7 +95,10 @@ def upstream_read(summary: str, *parameters: dict[str, Any]) -> dict[str, Any]:
             "400": _answer("An id is not a safe path segment"),
             "404": _answer("The upstream has no such item"),
             "502": _answer("The upstream failed or answered unusably"),
-            "503": _answer("The circuit breaker is open: the upstream was not called"),
+            "503": _refused(
+                "Overloaded (MAX_IN_FLIGHT), or the circuit breaker is open: the upstream was"
+                " not called"
+            ),
             "504": _answer("The upstream did not answer in time"),
         },
     }
@@ -132,6 +145,7 @@ def document() -> dict[str, Any]:
                         "408": _answer("The body did not arrive within REQUEST_BODY_TIMEOUT"),
                         "413": _answer("The body is larger than MAX_BODY_BYTES"),
                         "415": _answer("The body is not sent as application/json"),
+                        "503": _refused("Overloaded (MAX_IN_FLIGHT): the body was not read"),
                     },
                 }
             },

@@ -137,6 +137,9 @@ class Settings:
     keepalive_timeout: float = setting(
         75.0, _seconds(allow_zero=False), "Seconds an idle or header-reading connection is kept"
     )
+    max_in_flight: int = setting(
+        200, _integer(0, 1_000_000), "API requests answered at once; more get 503 (0: no limit)"
+    )
     upstream_base_url: str = setting(
         DEFAULT_UPSTREAM_BASE_URL, _http_url, "Base URL of the upstream API"
     )
