@@ -21,6 +21,12 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("license", "Proprietary"): ("LICENSE",),
     ("use_metrics", False): ("src/{package}/metrics.py", "tests/test_metrics.py"),
     ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
+    ("cache", "none"): (
+        "src/{package}/caching.py",
+        "tests/test_caching.py",
+        "tests/test_redis_cache.py",
+    ),
+    ("cache", "memory"): ("tests/test_redis_cache.py",),
     ("deployment", "none"): ("deploy",),
 }
 

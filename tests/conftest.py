@@ -22,7 +22,7 @@ import pytest
 import uv
 from cookiecutter.main import cookiecutter
 from hypothesis import settings as hypothesis_settings
-from support.processes import fake_upstream
+from support.processes import fake_upstream, redis_server
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,6 +245,13 @@ def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.Comp
         )
 
     return cookiecutter_cli
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis for this test worker (``redis-server`` on a free loopback port)."""
+    with redis_server() as (_, url):
+        yield url
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ any misbehaviour, so callers need no control channel:
     hang        never answers (until the process stops)
     badjson     200 with an invalid body    html        200 text/html
     huge        200 with a 4 MiB body       reset       connection closed mid-response
+    nostore-*   200 Cache-Control: no-store maxage1-*   200 Cache-Control: max-age=1
 
 ``GET /__stats`` returns the TCP connections accepted, the requests served, the requests in
 flight now and at most, and the latest paths and X-Request-ID headers received;
@@ -105,6 +106,10 @@ class Upstream:
             assert request.transport is not None
             request.transport.abort()
             return web.Response()
+        if item_id.startswith("nostore-"):
+            return web.json_response({"id": item_id}, headers={"Cache-Control": "no-store"})
+        if item_id.startswith("maxage1-"):
+            return web.json_response({"id": item_id}, headers={"Cache-Control": "max-age=1"})
         return web.json_response({"id": item_id})
 
 

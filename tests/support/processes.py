@@ -81,3 +81,35 @@ def fake_upstream(
         stop(process)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A throwaway ``redis-server`` on a free loopback port, nothing saved to disk; yields the
+    process and its URL. A missing ``redis-server`` fails (``.ci/run`` installs it)."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    except FileNotFoundError:
+        missing = "redis-server is not installed (apt-get install redis-server)"
+        raise AssertionError(missing) from None
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers_ping(port):
+            assert process.poll() is None, f"redis-server exited with {process.returncode}"
+            assert time.monotonic() < deadline, "redis-server did not answer PING in 10 s"
+            time.sleep(0.01)
+        yield process, f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -13,12 +13,19 @@ import pytest
 from yarl import URL
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}, core
-from {{ cookiecutter.package_name }}.clients.core import Instruments, Outcome, UpstreamPolicy
+from {{ cookiecutter.package_name }}.clients.core import (
+    MISS,
+    Instruments,
+    Miss,
+    Outcome,
+    UpstreamPolicy,
+)
 from {{ cookiecutter.package_name }}.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from {{ cookiecutter.package_name }}.jsonlib import JSONValue
 
 from .fake_upstream import FakeUpstream, Reply
 
@@ -30,6 +37,7 @@ class RecordingObserver:
     attempts: list[tuple[str, Outcome]] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)
     circuit: list[tuple[str, bool]] = field(default_factory=list)
+    cache_hits: list[bool] = field(default_factory=list)
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None:
         assert seconds >= 0
@@ -40,6 +48,26 @@ class RecordingObserver:
 
     def circuit_changed(self, upstream: str, is_open: bool) -> None:
         self.circuit.append((upstream, is_open))
+
+    def cache_used(self, upstream: str, hit: bool) -> None:
+        self.cache_hits.append(hit)
+
+
+class DictCache:
+    """The smallest ``ResponseCache``: keeps what it is offered, with its Cache-Control."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[JSONValue, str | None]] = {}
+        self.closed = False
+
+    async def lookup(self, key: str) -> JSONValue | Miss:
+        return self.kept[key][0] if key in self.kept else MISS
+
+    def store(self, key: str, value: JSONValue, cache_control: str | None) -> None:
+        self.kept[key] = (value, cache_control)
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 Client = {{ cookiecutter.__upstream_class }}
@@ -57,6 +85,29 @@ async def test_observer_sees_every_attempt_and_every_retry(fake_upstream: FakeUp
 
     assert observer.attempts == [(NAME, "error"), (NAME, "error"), (NAME, "ok")]
     assert observer.retries == [NAME, NAME]
+
+
+async def test_a_cache_is_asked_first_and_offered_each_200_with_its_cache_control(
+    fake_upstream: FakeUpstream,
+) -> None:
+    cache, observer = DictCache(), RecordingObserver()
+    cached = UpstreamPolicy(retries=0, cache=lambda name: cache)
+    fake_upstream.queue(
+        Reply(json={"id": "1"}, headers={"Cache-Control": "max-age=5"}),
+        Reply(status=404),
+    )
+
+    async with Client.open(fake_upstream.base_url, cached, Instruments(observer)) as api:
+        first = await api.get_item("1")
+        second = await api.get_item("1")
+        with pytest.raises(UpstreamNotFoundError):
+            await api.get_item("2")
+
+    assert first == second == {"id": "1"}
+    assert fake_upstream.requests == ["1", "2"]
+    assert cache.kept == {f"{fake_upstream.base_url}/items/1": ({"id": "1"}, "max-age=5")}
+    assert observer.cache_hits == [False, True, False]
+    assert cache.closed  # closing the client closes its cache
 
 
 async def test_observer_tells_not_found_from_timeout(fake_upstream: FakeUpstream) -> None:

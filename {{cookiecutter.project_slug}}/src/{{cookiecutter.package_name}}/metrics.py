@@ -65,6 +65,13 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.cache_requests = Counter(
+            "cache_requests",
+            "Lookups in the response cache, by result (hit or miss); none without a cache",
+            ["result"],
+            registry=registry,
+        )
+        self._cache_results: dict[bool, Callable[[], None]] = {}
         self._request_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._attempt_children: dict[tuple[str, str], Callable[[float], None]] = {}
 
@@ -95,6 +102,13 @@ class Metrics:
 
     def circuit_changed(self, upstream: str, is_open: bool) -> None:
         self.upstream_circuit_open.labels(upstream).set(1 if is_open else 0)
+
+    def cache_used(self, upstream: str, hit: bool) -> None:
+        count = self._cache_results.get(hit)
+        if count is None:
+            count = self.cache_requests.labels("hit" if hit else "miss").inc
+            self._cache_results[hit] = count
+        count()
 
 
 def exposition_registry(metrics: Metrics) -> CollectorRegistry:

@@ -100,6 +100,20 @@ def _http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+{%- if cookiecutter.cache == "redis" %}
+
+
+def _redis_url(raw: str) -> str:
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise ValueError("expected a redis://, rediss:// or unix:// URL") from None
+    if url.scheme not in {"redis", "rediss", "unix"} or not (url.host or url.path):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return raw
+{%- endif %}
+
+
 def setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     """Declare one setting: its default, the parser for its variable's text, what it means."""
     return field(default=default, metadata={"parse": parse, "doc": doc})
@@ -174,6 +188,22 @@ class Settings:
     circuit_breaker_cooldown: float = setting(
         30.0, _seconds(allow_zero=False), "Seconds the circuit stays open before a probe"
     )
+
+{%- if cookiecutter.cache != "none" %}
+    cache_ttl_seconds: float = setting(
+        30.0, _seconds(allow_zero=False), "Seconds an upstream answer is kept, at most"
+    )
+{%- endif %}
+{%- if cookiecutter.cache == "memory" %}
+    cache_max_entries: int = setting(
+        10_000, _integer(1, 10_000_000), "Answers kept in memory, at most (least recent out)"
+    )
+{%- elif cookiecutter.cache == "redis" %}
+    redis_url: str = setting("redis://localhost:6379/0", _redis_url, "Redis for the cache")
+    redis_timeout: float = setting(
+        0.05, _seconds(allow_zero=False), "Seconds a Redis command may take (then: a miss)"
+    )
+{%- endif %}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,13 +3,15 @@ breaker, a size cap and typed errors. Per-upstream modules only name paths and s
 
 A call passes one layer per concern, top to bottom::
 
-    get_json        builds the URL; concurrent calls for one URL share one (coalescing)
+    get_json        builds the URL; answers from the cache, if any and fresh; concurrent
+                    calls for one URL share one (coalescing)
     _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
     _limited        waits for the upstream's rate limit, within the budget (only with one)
     _observed       what an observer (metrics) sees of each attempt (only with one)
     _traced         a span per attempt, its context sent along (only with tracing)
-    _attempt        one request: headers, status, content type, size cap, JSON
+    _attempt        one request: headers, status, content type, size cap, JSON; a 200 is
+                    offered to the cache with its Cache-Control
 
 Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
 This module knows nothing of handlers or the application.
@@ -26,6 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import ClassVar, Literal, Protocol, Self
@@ -56,6 +59,33 @@ Outcome = Literal["ok", "not_found", "error", "timeout"]
 Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
 
 
+class Miss(Enum):
+    """What a cache lookup gives when it has no fresh answer (``None`` is a JSON value)."""
+
+    MISS = "miss"
+
+
+MISS = Miss.MISS
+
+
+class ResponseCache(Protocol):
+    """Caching's seam: asked before a call, offered every 200 answer (see ``caching.py``).
+
+    Neither method may raise: a cache that fails is a cache that misses.
+    """
+
+    async def lookup(self, key: str) -> JSONValue | Miss: ...
+
+    def store(self, key: str, value: JSONValue, cache_control: str | None) -> None:
+        """Keep ``value`` as long as the settings and the upstream's Cache-Control allow."""
+
+    async def close(self) -> None: ...
+
+
+# Opens the cache of one upstream client, given the client's name.
+OpenCache = Callable[[str], ResponseCache]
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamPolicy:
     """How one upstream is called; the defaults are the service's documented ones."""
@@ -70,17 +100,20 @@ class UpstreamPolicy:
     circuit_breaker_cooldown: float = 30.0
     coalesce: bool = True  # concurrent calls for the same URL share one request
     rate_limit: float = 0.0  # attempts per second, per process (burst: as many); 0: no limit
+    cache: OpenCache | None = None  # where 200 answers are kept; None: nowhere
 
 
 class UpstreamObserver(Protocol):
     """Where metrics attach: told of every attempt sent, every retry and, with a circuit
-    breaker, each time it opens or closes."""
+    breaker, each time it opens or closes; with a cache, of every lookup."""
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None: ...
 
     def retrying(self, upstream: str) -> None: ...
 
     def circuit_changed(self, upstream: str, is_open: bool) -> None: ...
+
+    def cache_used(self, upstream: str, hit: bool) -> None: ...
 
 
 # Tracing's seam: wraps each attempt to an upstream (its name, the URL); yields the headers that
@@ -130,6 +163,7 @@ class UpstreamClient:
         policy: UpstreamPolicy,
         *,
         breaker: CircuitBreaker | None = None,
+        cache: ResponseCache | None = None,
         observer: UpstreamObserver | None = None,
         trace_attempt: TraceAttempt | None = None,
         jitter: Callable[[], float] = random.random,
@@ -138,6 +172,7 @@ class UpstreamClient:
         self._base_url = URL(base_url)
         self._policy = policy
         self._breaker = breaker
+        self._cache = cache
         self._observer = observer
         self._jitter = jitter
         self._coalescer: Coalescer[JSONValue] | None = Coalescer() if policy.coalesce else None
@@ -177,6 +212,7 @@ class UpstreamClient:
             base_url,
             policy,
             breaker=breaker,
+            cache=None if policy.cache is None else policy.cache(cls.name),
             observer=observer,
             trace_attempt=instruments.trace_attempt,
         )
@@ -187,8 +223,10 @@ class UpstreamClient:
         return self._session.closed
 
     async def close(self) -> None:
-        """Close the session and every pooled connection."""
+        """Close the session and every pooled connection, and the cache."""
         await self._session.close()
+        if self._cache is not None:
+            await self._cache.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -209,6 +247,12 @@ class UpstreamClient:
         UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
         url = self._base_url.joinpath(*segments)
+        if self._cache is not None:
+            cached = await self._cache.lookup(str(url))
+            if self._observer is not None:
+                self._observer.cache_used(self.name, hit=cached is not MISS)
+            if cached is not MISS:
+                return cached
         if self._coalescer is None:
             return await self._call(url)
         return await self._coalescer.run(url, partial(self._call, url))
@@ -298,9 +342,12 @@ class UpstreamClient:
                 raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
             body = await self._read_capped(response)
         try:
-            return loads(body)
+            value = loads(body)
         except ValueError:
             raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
+        if self._cache is not None and response.status == 200:
+            self._cache.store(str(url), value, response.headers.get("Cache-Control"))
+        return value
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         """Read the body, refusing more than ``max_response_bytes`` however it is sent."""

@@ -1,10 +1,20 @@
 """How the settings say upstreams are called: the ``UPSTREAM_*`` and ``CIRCUIT_BREAKER_*``
+{%- if cookiecutter.cache != "none" %}
+variables as the core's ``UpstreamPolicy``, and the ``CACHE_*`` ones{% if cookiecutter.cache == "redis" %}
+(and ``REDIS_*``){% endif %} as its cache."""
+{%- else %}
 variables as the core's ``UpstreamPolicy``."""
+{%- endif %}
 
 from __future__ import annotations
 
+{% if cookiecutter.cache == "memory" -%}
+from ..caching import MemoryCache
+{% elif cookiecutter.cache == "redis" -%}
+from ..caching import RedisCache
+{% endif -%}
 from ..settings import Settings
-from .core import UpstreamPolicy
+from .core import {% if cookiecutter.cache != "none" %}ResponseCache, {% endif %}UpstreamPolicy
 
 
 def upstream_policy(settings: Settings) -> UpstreamPolicy:
@@ -20,4 +30,20 @@ def upstream_policy(settings: Settings) -> UpstreamPolicy:
         circuit_breaker_cooldown=settings.circuit_breaker_cooldown,
         coalesce=settings.upstream_coalesce,
         rate_limit=settings.upstream_rate_limit,
+{%- if cookiecutter.cache != "none" %}
+        cache=lambda name: response_cache(settings, name),
+{%- endif %}
     )
+{%- if cookiecutter.cache != "none" %}
+
+
+def response_cache(settings: Settings, upstream: str) -> ResponseCache:
+    """The cache for one upstream's answers (``upstream`` is its client's name)."""
+{%- if cookiecutter.cache == "memory" %}
+    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
+{%- else %}
+    return RedisCache.open(
+        settings.redis_url, settings.cache_ttl_seconds, settings.redis_timeout, upstream
+    )
+{%- endif %}
+{%- endif %}
