@@ -47,7 +47,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(bake: Bake, install: Install) -> Deployed:
-    project = bake(deployment="kubernetes", use_tracing=True)
+    project = bake(deployment="kubernetes", use_tracing=True, cache="redis")
     return Deployed(project, install(project, DEFAULT_PYTHON), kustomize(project))
 
 
@@ -149,6 +149,17 @@ def test_every_environment_name_is_one_the_app_or_its_libraries_read(deployed: D
         deployed.python, deployed.project, f"Settings.from_env({deployed.settings!r}).port"
     )
     assert port == int(deployed.settings["PORT"])
+
+
+def test_redis_url_comes_from_a_secret_never_from_the_config_map(deployed: Deployed) -> None:
+    (redis_url,) = [env for env in deployed.container["env"] if env["name"] == "REDIS_URL"]
+    reference = redis_url["valueFrom"]["secretKeyRef"]
+
+    assert "value" not in redis_url
+    assert reference == {"name": "my-async-service-redis", "key": "url"}
+    assert not any(name.startswith("REDIS") for name in deployed.settings)
+    readme = (deployed.project / "README.md").read_text(encoding="utf-8")
+    assert "kubectl create secret generic my-async-service-redis" in readme
 
 
 def test_the_pod_runs_as_the_images_user_locked_down(deployed: Deployed) -> None:
