@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ class Scenario:
     connections: int
     body: str | None = None
     ids: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # settings for every variant's server
 
     def path_of(self, number: int) -> str:
         return self.path.replace("{n}", str(number % self.ids))
@@ -93,9 +95,26 @@ SCENARIOS = [
         50,
         1000,
         ids=10,
+        # 1,000 requests at once is past the default MAX_IN_FLIGHT (200), which would refuse
+        # most of them; this row measures what coalescing saves, so shedding is off.
+        env={"MAX_IN_FLIGHT": "0"},
     ),
     Scenario("POST batch of 50, upstream 50 ms", "POST", "/api/items/batch", 50, 1, BATCH_BODY),
+    # Repeats of 100 ids: what a cache is for (the cache=memory variant answers from it).
+    Scenario(
+        "GET /api/items/{n} over 100 ids, upstream 5 ms (cache hits)",
+        "GET",
+        "/api/items/{n}",
+        5,
+        32,
+        ids=100,
+    ),
 ]
+# Overload: requests arrive at a fixed rate (open loop, as real clients do) well past what the
+# service can carry: a 300 ms upstream through a pool of 100 connections is about 333 req/s.
+OVERLOAD_LATENCY_MS = 300
+OVERLOAD_RATE = 600  # requests per second offered
+OVERLOAD_LIMITS = ("200", "100", "0")  # MAX_IN_FLIGHT: the default, the pool size, off
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,22 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+
+
+@dataclass
+class Overload:
+    variant: str
+    repeat: int
+    offered: int
+    accepted: int
+    refused: int
+    errors: int  # anything but 200 and 503, or no answer
+    seconds: float
+    accepted_p50_ms: float
+    accepted_p99_ms: float
+    refused_p50_ms: float
+    refused_p99_ms: float
+    cpu_us_per_request: float
 
 
 @dataclass
@@ -181,7 +216,9 @@ def fake_upstream(python: str, latency_ms: float) -> Iterator[str]:
 
 
 @contextmanager
-def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+def server(
+    variant: Variant, upstream: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
     port = processes.free_port()
     env = {
         **os.environ,
@@ -190,6 +227,7 @@ def server(variant: Variant, upstream: str) -> Iterator[tuple[subprocess.Popen[b
         "UPSTREAM_BASE_URL": upstream,
         "LOG_LEVEL": "WARNING",
         **variant.env,
+        **(env or {}),
     }
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -298,6 +336,78 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
     return asyncio.run(generate())
 
 
+def open_loop(url: str, rate: float, seconds: float) -> list[tuple[int, float]]:
+    """``GET url/api/items/<new id>`` at ``rate`` per second for ``seconds``, whatever the
+    answers take (no connection limit): each request's status (0: no answer) and milliseconds."""
+
+    async def generate() -> list[tuple[int, float]]:
+        answers: list[tuple[int, float]] = []
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+            async def one(number: int) -> None:
+                sent = time.perf_counter()
+                try:
+                    async with session.get(f"{url}/api/items/overload-{number}") as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                answers.append((status, (time.perf_counter() - sent) * 1000))
+
+            started, sent = time.perf_counter(), []
+            for number in range(int(rate * seconds)):
+                wait = started + number / rate - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                sent.append(asyncio.create_task(one(number)))
+            await asyncio.gather(*sent)
+        return answers
+
+    return asyncio.run(generate())
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+
+
+def overload(variant: Variant, seconds: float, rate: float, repeat: int) -> Overload:
+    with (
+        fake_upstream(sys.executable, OVERLOAD_LATENCY_MS) as upstream,
+        server(variant, upstream) as (process, url, _),
+    ):
+        cpu_before = cpu_seconds(process.pid)
+        started = time.perf_counter()
+        answers = open_loop(url, rate, seconds)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(process.pid) - cpu_before
+    accepted = [ms for status, ms in answers if status == 200]
+    refused = [ms for status, ms in answers if status == 503]
+    return Overload(
+        variant=variant.name,
+        repeat=repeat,
+        offered=len(answers),
+        accepted=len(accepted),
+        refused=len(refused),
+        errors=len(answers) - len(accepted) - len(refused),
+        seconds=elapsed,
+        accepted_p50_ms=_percentile(accepted, 0.5),
+        accepted_p99_ms=_percentile(accepted, 0.99),
+        refused_p50_ms=_percentile(refused, 0.5),
+        refused_p99_ms=_percentile(refused, 0.99),
+        cpu_us_per_request=cpu / max(len(answers), 1) * 1e6,
+    )
+
+
+def overload_variants(default: Variant) -> list[Variant]:
+    return [
+        Variant(f"MAX_IN_FLIGHT={limit}", default.command, {"MAX_IN_FLIGHT": limit})
+        for limit in OVERLOAD_LIMITS
+    ]
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -359,11 +469,14 @@ def prepare(
         ]
         bare = bake(TEMPLATE_ROOT, workdir / "no-metrics", use_metrics=False)
         traced = bake(TEMPLATE_ROOT, workdir / "tracing", use_tracing=True)
+        cached = bake(TEMPLATE_ROOT, workdir / "cache", cache="memory")
+        cached_python = install(cached, workdir / "venv-cache", [".[speedups]"])
         bare_python = install(bare, workdir / "venv-no-metrics", [".[speedups]"])
         traced_python = install(traced, workdir / "venv-tracing", [".[speedups]"])
         exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
         variants += [
             Variant("generated, use_metrics=no", (bare_python, *service)),
+            Variant("generated, cache=memory", (cached_python, *service)),
             Variant(
                 "generated, use_tracing=yes, 100 % sampled",
                 (traced_python, *service),
@@ -393,7 +506,7 @@ def measure(
     variant: Variant, scenario: Scenario, upstream: str, seconds: float, repeat: int, use_wrk: bool
 ) -> Run:
     load = wrk_load if use_wrk else python_load
-    with server(variant, upstream) as (process, url, startup_ms):
+    with server(variant, upstream, scenario.env) as (process, url, startup_ms):
         load(url, scenario, min(1.0, seconds))  # warm-up: imports, connection pool, caches
         settle(upstream)
         get_json(upstream + "/__reset", "POST")
@@ -479,9 +592,11 @@ def report(
         "",
     ]
     for scenario in scenarios:
+        lines += [f"## {scenario.name}", ""]
+        if scenario.env:
+            settings = ", ".join(f"`{name}={value}`" for name, value in scenario.env.items())
+            lines += [f"Every generated variant runs with {settings} here.", ""]
         lines += [
-            f"## {scenario.name}",
-            "",
             "| variant | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs reference | CPU vs default"
             " | upstream calls /1000 req | upstream conns /1000 req | max in flight upstream"
             " | peak RSS MB | start → /health ms | errors |",
@@ -503,6 +618,36 @@ def report(
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def overload_report(results: list[Overload], seconds: float, rate: float) -> str:
+    lines = [
+        f"## Overload: a new id each, offered {rate:g} req/s for {seconds:g} s (open loop),"
+        f" upstream {OVERLOAD_LATENCY_MS} ms",
+        "",
+        "The generated default (`speedups`, metrics on) with `MAX_IN_FLIGHT` at its default, at"
+        " the upstream pool's size and off. Through a pool of 100 connections a 300 ms upstream"
+        " carries about 333 req/s: the rest must be refused or queue.",
+        "",
+        "| MAX_IN_FLIGHT | answered 200 /s | 200 p50 ms | 200 p99 ms | refused (503) | 503 p50 ms"
+        " | 503 p99 ms | other or none | CPU µs/req |",
+        "| --- |" + " ---: |" * 8,
+    ]
+    for name in dict.fromkeys(result.variant for result in results):
+        mine = [result for result in results if result.variant == name]
+
+        def median(field: str, rows: list[Overload] = mine) -> float:
+            return statistics.median(getattr(row, field) for row in rows)
+
+        lines.append(
+            f"| {name.removeprefix('MAX_IN_FLIGHT=')}"
+            f" | {statistics.median(r.accepted / r.seconds for r in mine):.0f}"
+            f" | {median('accepted_p50_ms'):.0f} | {median('accepted_p99_ms'):.0f}"
+            f" | {statistics.median(r.refused / r.offered for r in mine):.0%}"
+            f" | {median('refused_p50_ms'):.1f} | {median('refused_p99_ms'):.1f}"
+            f" | {sum(r.errors for r in mine)} | {median('cpu_us_per_request'):.0f} |"
+        )
+    return "\n".join([*lines, ""])
 
 
 def _cpu_ratio(runs: list[Run], scenario: Scenario, variant: str, against: str) -> str:
@@ -541,7 +686,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per run")
     parser.add_argument("--output", type=Path, default=None, help="markdown report path")
-    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated parts of scenario names to run ('overload': that section)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON")
     parser.add_argument(
         "--baseline", default=None, help="also measure the template at this git ref (before/after)"
@@ -563,6 +712,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = args.output or (None if args.smoke or args.only else HERE / "RESULTS.md")
     if two_cores():
         pin(os.getpid(), 1)
+    # Overload keeps many connections open at once (here and, inherited, in the server).
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
     tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir, otlp_receiver() as receiver:
@@ -574,17 +726,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             variants = variants[:2] + [
                 v for v in variants[2:] if any(part in v.name for part in wanted)
             ]
-        scenarios = [scenario for scenario in SCENARIOS if args.only in scenario.name]
+        parts = [part for part in args.only.split(",") if part] or [""]
+        scenarios = [s for s in SCENARIOS if any(part in s.name for part in parts)]
         runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk, scenarios)
         spans = len(receiver.spans)
+        overloads = []
+        rate = 100 if args.smoke else OVERLOAD_RATE
+        if any(part in "overload" for part in parts):
+            for repeat in range(args.repeats):
+                for variant in overload_variants(variants[1]):
+                    result = overload(variant, args.duration + 1, rate, repeat)
+                    overloads.append(result)
+                    print(f"overload {variant.name:20} {result}", flush=True)
     text = report(runs, variants, scenarios, args, tool)
+    if overloads:
+        text += "\n" + overload_report(overloads, args.duration + 1, rate)
     if any("use_tracing" in variant.name for variant in variants):
         text += f"\nThe OTLP receiver got {spans} spans from the tracing variants.\n"
     print("\n" + text)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
     if args.json is not None:
-        args.json.write_text(json.dumps([asdict(run) for run in runs], indent=1), encoding="utf-8")
+        results = {"runs": [asdict(run) for run in runs]}
+        results["overload"] = [asdict(result) for result in overloads]
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
 
 

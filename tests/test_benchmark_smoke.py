@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_ROOT, run
 
-SCENARIOS = 5
+SCENARIOS = 6
+OVERLOAD_LIMITS = 3  # MAX_IN_FLIGHT values the overload section compares
 
 
 @pytest.mark.slow
@@ -34,7 +35,8 @@ def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loa
         timeout=300,
     )
 
-    runs = json.loads(results.read_text())
+    measured = json.loads(results.read_text())
+    runs = measured["runs"]
     variants = {entry["variant"] for entry in runs}
     assert len(variants) == 3 and any(name.startswith("reference") for name in variants)
     assert len(runs) == SCENARIOS * len(variants)
@@ -48,3 +50,10 @@ def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loa
     assert all(0 < entry["upstream_max_in_flight"] <= 50 for entry in batches)
     assert all(entry["p50_ms"] >= 50 for entry in batches)  # it did wait for the upstream
     assert report.read_text().count("| reference") == SCENARIOS
+    overloads = measured["overload"]
+    assert len(overloads) == OVERLOAD_LIMITS
+    for entry in overloads:
+        assert entry["offered"] > 0, entry
+        assert entry["accepted"] + entry["refused"] == entry["offered"], entry  # no errors
+        assert entry["cpu_us_per_request"] > 0, entry
+    assert "## Overload" in report.read_text()
