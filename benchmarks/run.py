@@ -579,6 +579,7 @@ def report(
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `python benchmarks/run.py"
         + (" --smoke" if args.smoke else "")
         + (f" --baseline {args.baseline}" if args.baseline else "")
+        + (f" --only '{args.only}'" if args.only else "")
         + (f" --variants '{args.variants}'" if args.variants else "")
         + f" --repeats {args.repeats} --duration {args.duration:g}`",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
