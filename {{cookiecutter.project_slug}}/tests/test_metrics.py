@@ -13,6 +13,7 @@ from pytest_aiohttp import AiohttpClient
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.errors import UpstreamTimeoutError
+from {{ cookiecutter.package_name }}.keys import METRICS
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .fake_upstream import FakeUpstream, Reply
@@ -134,3 +135,15 @@ async def test_upstream_attempts_retries_and_circuit_are_counted(
     assert value(attempts, upstream=upstream_name, outcome="not_found") == 1
     assert value("upstream_retries_total", upstream=upstream_name) == 1
     assert value("upstream_circuit_open", upstream=upstream_name) == 0
+
+
+async def test_cache_lookups_are_counted_by_result(client: Client) -> None:
+    metrics = client.app[METRICS]
+    for hit in (False, True, True):
+        metrics.cache_used("{{ cookiecutter.__upstream_module }}", hit=hit)
+
+    samples = await scrape(client)
+
+    lookups = "cache_requests_total"
+    assert samples[(lookups, frozenset({("result", "hit")}))] == 2
+    assert samples[(lookups, frozenset({("result", "miss")}))] == 1
