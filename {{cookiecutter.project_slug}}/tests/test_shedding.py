@@ -31,6 +31,19 @@ class HeldUpstream:
         await self.release.wait()
         return {"id": item_id}
 
+    async def occupy(self, client: Client, count: int) -> list[asyncio.Task[int]]:
+        """Start ``count`` item requests; return once each is held here, with their statuses
+        to come."""
+
+        async def status(number: int) -> int:
+            async with client.get(f"/api/items/{number}") as response:
+                return response.status
+
+        requests = [asyncio.create_task(status(number)) for number in range(count)]
+        for _ in range(count):
+            await self.entered.acquire()
+        return requests
+
 
 async def limited_client(
     aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
@@ -43,9 +56,7 @@ async def test_past_the_limit_api_requests_get_503_with_retry_after_at_once(
 ) -> None:
     held = HeldUpstream(upstream)
     client = await limited_client(aiohttp_client, settings, upstream)
-    accepted = [asyncio.create_task(client.get(f"/api/items/{n}")) for n in range(LIMIT)]
-    for _ in range(LIMIT):
-        await held.entered.acquire()
+    accepted = await held.occupy(client, LIMIT)
 
     refused = await client.get("/api/items/late")
     refused_batch = await client.post("/api/items/batch", json={"ids": ["1"]})
@@ -56,7 +67,7 @@ async def test_past_the_limit_api_requests_get_503_with_retry_after_at_once(
     assert refused_batch.status == 503
     assert upstream.get_item.await_count == LIMIT  # the refused ones never reached the client
     held.release.set()
-    assert [(await answer).status for answer in accepted] == [200] * LIMIT
+    assert await asyncio.gather(*accepted) == [200] * LIMIT
 
 
 async def test_probes_and_unknown_paths_are_never_refused(
@@ -64,16 +75,14 @@ async def test_probes_and_unknown_paths_are_never_refused(
 ) -> None:
     held = HeldUpstream(upstream)
     client = await limited_client(aiohttp_client, settings, upstream)
-    accepted = [asyncio.create_task(client.get(f"/api/items/{n}")) for n in range(LIMIT)]
-    for _ in range(LIMIT):
-        await held.entered.acquire()
+    accepted = await held.occupy(client, LIMIT)
 
     for path in ("/health", "/health/live", "/health/ready", "/openapi.json"):
         assert (await client.get(path)).status == 200, path
     assert (await client.get("/nowhere")).status == 404
 
     held.release.set()
-    await asyncio.gather(*accepted)
+    assert await asyncio.gather(*accepted) == [200] * LIMIT
 
 
 async def test_finished_requests_free_their_places_whatever_their_outcome(
@@ -99,10 +108,8 @@ async def test_zero_turns_the_limit_off(
     app = create_app(replace(settings, max_in_flight=0), upstream)
     client = await aiohttp_client(app)
     many = 3 * LIMIT
-    requests = [asyncio.create_task(client.get(f"/api/items/{n}")) for n in range(many)]
-    for _ in range(many):
-        await held.entered.acquire()
+    requests = await held.occupy(client, many)  # returns only once all are in flight at once
 
     held.release.set()
 
-    assert [(await answer).status for answer in requests] == [200] * many
+    assert await asyncio.gather(*requests) == [200] * many
