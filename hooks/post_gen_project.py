@@ -22,7 +22,7 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("use_metrics", False): ("src/{package}/metrics.py", "tests/test_metrics.py"),
     ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
     ("cache", "none"): (
-        "src/{package}/caching.py",
+        "src/{package}/clients/caching.py",
         "tests/test_caching.py",
         "tests/test_redis_cache.py",
     ),

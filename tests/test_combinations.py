@@ -140,7 +140,7 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         "tests/test_metrics.py": answers["use_metrics"],
         f"{package}/tracing.py": answers["use_tracing"],
         "tests/test_tracing.py": answers["use_tracing"],
-        f"{package}/caching.py": answers["cache"] != "none",
+        f"{package}/clients/caching.py": answers["cache"] != "none",
         "tests/test_caching.py": answers["cache"] != "none",
         "tests/test_redis_cache.py": answers["cache"] == "redis",
         "deploy/kubernetes/kustomization.yaml": answers["deployment"] == "kubernetes",

@@ -18,8 +18,8 @@ from fakeredis import FakeAsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 {%- endif %}
 
-from {{ cookiecutter.package_name }}.caching import {% if cookiecutter.cache == "memory" %}MemoryCache{% else %}KEY_PREFIX, RedisCache{% endif %}, time_to_live
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
+from {{ cookiecutter.package_name }}.clients.caching import {% if cookiecutter.cache == "memory" %}MemoryCache{% else %}KEY_PREFIX, RedisCache{% endif %}, time_to_live
 from {{ cookiecutter.package_name }}.clients.core import MISS, Instruments, UpstreamObserver
 from {{ cookiecutter.package_name }}.errors import UpstreamNotFoundError
 from {{ cookiecutter.package_name }}.settings import Settings

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from {{ cookiecutter.package_name }}.caching import KEY_PREFIX, RedisCache
+from {{ cookiecutter.package_name }}.clients.caching import KEY_PREFIX, RedisCache
 from {{ cookiecutter.package_name }}.clients.core import MISS
 
 

@@ -8,12 +8,12 @@ variables as the core's ``UpstreamPolicy``."""
 
 from __future__ import annotations
 
-{% if cookiecutter.cache == "memory" -%}
-from ..caching import MemoryCache
-{% elif cookiecutter.cache == "redis" -%}
-from ..caching import RedisCache
-{% endif -%}
 from ..settings import Settings
+{% if cookiecutter.cache == "memory" -%}
+from .caching import MemoryCache
+{% elif cookiecutter.cache == "redis" -%}
+from .caching import RedisCache
+{% endif -%}
 from .core import {% if cookiecutter.cache != "none" %}ResponseCache, {% endif %}UpstreamPolicy
 
 

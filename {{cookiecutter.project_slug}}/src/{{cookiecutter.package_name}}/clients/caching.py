@@ -32,8 +32,8 @@ from redis.exceptions import RedisError
 from cachetools import TLRUCache
 {%- endif %}
 
-from .clients.core import MISS, Miss
-from .jsonlib import JSONValue{% if cookiecutter.cache == "redis" %}, dumps, loads{% endif %}
+from ..jsonlib import JSONValue{% if cookiecutter.cache == "redis" %}, dumps, loads{% endif %}
+from .core import MISS, Miss
 {%- if cookiecutter.cache == "redis" %}
 
 logger = logging.getLogger(__name__)
