@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from unittest.mock import AsyncMock
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -51,12 +52,28 @@ async def limited_client(
     return await aiohttp_client(create_app(replace(settings, max_in_flight=LIMIT), upstream))
 
 
-async def test_past_the_limit_api_requests_get_503_with_retry_after_at_once(
+@dataclass
+class AtTheLimit:
+    """A service with ``LIMIT`` requests in flight, held until ``held.release`` is set."""
+
+    held: HeldUpstream
+    client: Client
+    accepted: list[asyncio.Task[int]]
+
+
+@pytest.fixture
+async def full(
     aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
-) -> None:
+) -> AtTheLimit:
     held = HeldUpstream(upstream)
     client = await limited_client(aiohttp_client, settings, upstream)
-    accepted = await held.occupy(client, LIMIT)
+    return AtTheLimit(held, client, await held.occupy(client, LIMIT))
+
+
+async def test_past_the_limit_api_requests_get_503_with_retry_after_at_once(
+    full: AtTheLimit, upstream: AsyncMock
+) -> None:
+    client = full.client
 
     refused = await client.get("/api/items/late")
     refused_batch = await client.post("/api/items/batch", json={"ids": ["1"]})
@@ -66,23 +83,17 @@ async def test_past_the_limit_api_requests_get_503_with_retry_after_at_once(
     assert set(await refused.json()) == {"error"}
     assert refused_batch.status == 503
     assert upstream.get_item.await_count == LIMIT  # the refused ones never reached the client
-    held.release.set()
-    assert await asyncio.gather(*accepted) == [200] * LIMIT
+    full.held.release.set()
+    assert await asyncio.gather(*full.accepted) == [200] * LIMIT
 
 
-async def test_probes_and_unknown_paths_are_never_refused(
-    aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
-) -> None:
-    held = HeldUpstream(upstream)
-    client = await limited_client(aiohttp_client, settings, upstream)
-    accepted = await held.occupy(client, LIMIT)
-
+async def test_probes_and_unknown_paths_are_never_refused(full: AtTheLimit) -> None:
     for path in ("/health", "/health/live", "/health/ready", "/openapi.json"):
-        assert (await client.get(path)).status == 200, path
-    assert (await client.get("/nowhere")).status == 404
+        assert (await full.client.get(path)).status == 200, path
+    assert (await full.client.get("/nowhere")).status == 404
 
-    held.release.set()
-    assert await asyncio.gather(*accepted) == [200] * LIMIT
+    full.held.release.set()
+    assert await asyncio.gather(*full.accepted) == [200] * LIMIT
 
 
 async def test_finished_requests_free_their_places_whatever_their_outcome(
