@@ -115,6 +115,18 @@ async def test_answers_are_kept_in_redis_with_their_time_to_live(redis: FakeAsyn
     assert 4_000 < await redis.pttl(f"{prefix}b") <= 5_000
 
 
+async def test_a_time_to_live_under_a_millisecond_is_still_a_valid_expiry(
+    redis: FakeAsyncRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = RedisCache(redis, ttl=0.0004, timeout=1.0, namespace="api")
+
+    with caplog.at_level(logging.WARNING):
+        cache.store("brief", 1, None)
+        await cache.close()
+
+    assert caplog.records == []  # Redis refuses PX 0: that would be a failure and a pause
+
+
 async def test_lookups_read_what_any_process_wrote(redis: FakeAsyncRedis) -> None:
     writer = RedisCache(redis, TTL, timeout=1.0, namespace="api")
     reader = RedisCache(redis, TTL, timeout=1.0, namespace="api")

@@ -1,5 +1,6 @@
 """The response cache: upstream 200 answers kept for ``CACHE_TTL_SECONDS``, or less when the
-upstream's ``Cache-Control`` says so (``no-store`` and ``no-cache`` are never kept).
+upstream's ``Cache-Control`` says so (``no-store``, ``no-cache`` and ``private`` answers are
+never kept).
 {%- if cookiecutter.cache == "memory" %}
 
 Kept in this process's memory, at most ``CACHE_MAX_ENTRIES`` answers, least recently used
@@ -143,7 +144,8 @@ class RedisCache:
         ttl = time_to_live(cache_control, self._ttl)
         if ttl <= 0 or self._clock() < self._paused_until:
             return
-        write = self._call(self._redis.set, self._prefix + key, dumps(value), px=int(ttl * 1000))
+        milliseconds = max(1, int(ttl * 1000))  # Redis refuses an expiry of 0
+        write = self._call(self._redis.set, self._prefix + key, dumps(value), px=milliseconds)
         task: asyncio.Task[None] = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
