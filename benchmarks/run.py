@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shutil
@@ -253,7 +254,8 @@ def wrk_load(url: str, scenario: Scenario, seconds: float) -> Load:
         if "{n}" in scenario.path:
             before, _, after = scenario.path.partition("{n}")
             script.write(
-                "counter = 0\n"
+                # Each run starts its ids afresh, so a warm-up leaves no answer in a cache.
+                f"counter = {random.randrange(10**9)}\n"
                 "request = function()\n"
                 "  counter = counter + 1\n"
                 f"  local n = string.format('%d', counter % {scenario.ids})\n"
@@ -308,7 +310,7 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
         headers = {"Content-Type": "application/json"} if scenario.body else {}
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             end = time.perf_counter() + seconds
-            numbers = itertools.count(1)
+            numbers = itertools.count(random.randrange(10**9))  # fresh ids, as for wrk
 
             async def worker() -> None:
                 nonlocal errors
