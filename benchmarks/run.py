@@ -332,8 +332,7 @@ def python_load(url: str, scenario: Scenario, seconds: float) -> Load:
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(scenario.connections)))
             elapsed = time.perf_counter() - started
-        quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-        return Load(len(latencies), elapsed, quantiles[49], quantiles[98], errors)
+        return Load(len(latencies), elapsed, *p50_p99(latencies), errors)
 
     return asyncio.run(generate())
 
@@ -370,9 +369,12 @@ def open_loop(url: str, rate: float, seconds: float) -> list[tuple[int, float]]:
     return asyncio.run(generate())
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+def p50_p99(values: list[float]) -> tuple[float, float]:
+    """The median and the 99th percentile of ``values`` (nan for none)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    quantiles = statistics.quantiles(values, n=100)
+    return quantiles[49], quantiles[98]
 
 
 def overload(variant: Variant, seconds: float, rate: float, repeat: int) -> Overload:
@@ -387,6 +389,8 @@ def overload(variant: Variant, seconds: float, rate: float, repeat: int) -> Over
         cpu = cpu_seconds(process.pid) - cpu_before
     accepted = [ms for status, ms in answers if status == 200]
     refused = [ms for status, ms in answers if status == 503]
+    accepted_p50, accepted_p99 = p50_p99(accepted)
+    refused_p50, refused_p99 = p50_p99(refused)
     return Overload(
         variant=variant.name,
         repeat=repeat,
@@ -395,10 +399,10 @@ def overload(variant: Variant, seconds: float, rate: float, repeat: int) -> Over
         refused=len(refused),
         errors=len(answers) - len(accepted) - len(refused),
         seconds=elapsed,
-        accepted_p50_ms=_percentile(accepted, 0.5),
-        accepted_p99_ms=_percentile(accepted, 0.99),
-        refused_p50_ms=_percentile(refused, 0.5),
-        refused_p99_ms=_percentile(refused, 0.99),
+        accepted_p50_ms=accepted_p50,
+        accepted_p99_ms=accepted_p99,
+        refused_p50_ms=refused_p50,
+        refused_p99_ms=refused_p99,
         cpu_us_per_request=cpu / max(len(answers), 1) * 1e6,
     )
 
