@@ -316,10 +316,10 @@ async def test_a_call_with_no_turn_within_its_budget_is_a_timeout_and_never_sent
     )
 
     async with {{ cookiecutter.__upstream_class }}.from_settings(tight) as api:
-        first, second = await asyncio.gather(
-            api.get_item("1"), api.get_item("2"), return_exceptions=True
-        )
+        results = await asyncio.gather(api.get_item("1"), api.get_item("2"), return_exceptions=True)
 
-    assert first == {"id": "default"}
-    assert isinstance(second, UpstreamTimeoutError)
-    assert fake_upstream.requests == ["1"]
+    # Which call gets the one turn is not fixed (with a cache, each first awaits its lookup).
+    answered = [result for result in results if not isinstance(result, BaseException)]
+    refused = [result for result in results if isinstance(result, UpstreamTimeoutError)]
+    assert (answered, len(refused)) == ([{"id": "default"}], 1)
+    assert len(fake_upstream.requests) == 1

@@ -96,3 +96,17 @@ async def test_the_call_is_cancelled_once_every_waiter_is_gone() -> None:
     assert coalescer.in_flight == 0
     with pytest.raises(asyncio.CancelledError):
         await waiters[0]
+
+
+async def test_a_call_cancelled_from_outside_ends_its_waiters_too() -> None:
+    """At shutdown every task is cancelled, the call's own included: nobody waits forever."""
+    coalescer: Coalescer[object] = Coalescer()
+
+    async def cancelled() -> object:
+        raise asyncio.CancelledError
+
+    waiters = [asyncio.create_task(coalescer.run("7", cancelled)) for _ in range(2)]
+    await settle()
+
+    assert [waiter.cancelled() for waiter in waiters] == [True, True]
+    assert coalescer.in_flight == 0

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
 from .clients.core import Instruments
+from .garbage_collection import tune_for_serving
 from .handlers import add_routes
 from .jsonlib import dumps
 from .keys import INSTRUMENTS, LIFECYCLE, {% if cookiecutter.use_metrics %}METRICS, {% endif %}OPENAPI, SETTINGS, UPSTREAM
@@ -124,7 +125,8 @@ def client_context(key: web.AppKey[Client], open_client: OpenClient[Client]) -> 
 
 
 def serving_app(settings: Settings) -> web.Application:
-    """The app as a server runs it (``python -m`` or gunicorn): with the SIGTERM drain, if set.
+    """The app as a server runs it (``python -m`` or gunicorn): the garbage collector set for
+    serving, and the SIGTERM drain, if set.
 {%- if cookiecutter.use_tracing %}
 
     Tracing as the ``OTEL_*`` variables say: its spans are flushed when the app stops.
@@ -138,6 +140,7 @@ def serving_app(settings: Settings) -> web.Application:
 {%- else %}
     app = create_app(settings)
 {%- endif %}
+    tune_for_serving(app)
     if settings.shutdown_drain_seconds > 0:
         drain_on_sigterm(app, app[LIFECYCLE], settings.shutdown_drain_seconds)
     return app

@@ -9,18 +9,24 @@ call is cancelled. Nothing is kept once the call ends: this is not a cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class _SharedCall(Generic[T]):
-    __slots__ = ("future", "waiters")
+    """One running call and the futures of the callers waiting for it.
 
-    def __init__(self, future: asyncio.Future[T]) -> None:
-        self.future = future
-        self.waiters = 0
+    Each caller waits on its own future, so cancelling a caller cancels only that future,
+    never the call (what ``asyncio.shield`` does, with one callback hop fewer per call).
+    """
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[T]) -> None:
+        self.task = task
+        self.waiters: list[asyncio.Future[T]] = []
 
 
 class Coalescer(Generic[T]):
@@ -34,30 +40,49 @@ class Coalescer(Generic[T]):
         """Distinct calls running now."""
         return len(self._calls)
 
-    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: Hashable, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """The outcome of the call for ``key``: a running one if there is one, else a new one.
 
         The call runs in its own task, in a copy of the first caller's context (its request id
         and trace are the ones the upstream sees).
         """
+        loop = asyncio.get_running_loop()
         shared = self._calls.get(key)
         if shared is None:
-            shared = _SharedCall(asyncio.ensure_future(call()))
+            shared = _SharedCall(loop.create_task(call()))
             self._calls[key] = shared
-            shared.future.add_done_callback(lambda done: self._ended(key, shared, done))
-        shared.waiters += 1
+            shared.task.add_done_callback(lambda done: self._ended(key, shared))
+        waiter: asyncio.Future[T] = loop.create_future()
+        shared.waiters.append(waiter)
         try:
-            return await asyncio.shield(shared.future)
-        finally:
-            shared.waiters -= 1
-            if shared.waiters == 0 and not shared.future.done():
-                self._forget(key, shared)  # a caller arriving now starts afresh
-                shared.future.cancel()  # nobody wants the answer any more
+            return await waiter
+        except asyncio.CancelledError:
+            self._leave(key, shared, waiter)
+            raise
 
-    def _ended(self, key: Hashable, shared: _SharedCall[T], done: asyncio.Future[T]) -> None:
+    def _leave(self, key: Hashable, shared: _SharedCall[T], waiter: asyncio.Future[T]) -> None:
+        """A caller gave up: when it was the last one, the call is not wanted any more."""
+        shared.waiters.remove(waiter)
+        if not shared.waiters and not shared.task.done():
+            self._forget(key, shared)  # a caller arriving now starts afresh
+            shared.task.cancel()
+
+    def _ended(self, key: Hashable, shared: _SharedCall[T]) -> None:
         self._forget(key, shared)
-        if not done.cancelled():
-            done.exception()  # seen here, so a failure nobody awaited is not reported as lost
+        task = shared.task
+        if task.cancelled():
+            for waiter in shared.waiters:
+                if not waiter.done():
+                    waiter.cancel()
+            return
+        error = task.exception()  # seen here, so a failure nobody awaited is not reported as lost
+        for waiter in shared.waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(task.result())
+            else:
+                waiter.set_exception(error)
 
     def _forget(self, key: Hashable, shared: _SharedCall[T]) -> None:
         if self._calls.get(key) is shared:

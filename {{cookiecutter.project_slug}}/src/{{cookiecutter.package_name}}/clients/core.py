@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import ClassVar, Literal, Protocol, Self
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 import aiohttp
 from aiolimiter import AsyncLimiter
@@ -185,6 +185,10 @@ class UpstreamClient:
         if policy.rate_limit > 0:
             attempt = partial(self._limited, AsyncLimiter(policy.rate_limit, 1.0), attempt)
         self._send = attempt
+        # A layer is only passed when in use: each one costs every await of every call.
+        self._call: Callable[[URL], Coroutine[Any, Any, JSONValue]] = self._with_retries
+        if breaker is not None:
+            self._call = partial(self._guarded, breaker)
 
     @classmethod
     def open(
@@ -257,12 +261,7 @@ class UpstreamClient:
             return await self._call(url)
         return await self._coalescer.run(url, partial(self._call, url))
 
-    async def _call(self, url: URL) -> JSONValue:
-        if self._breaker is None:
-            return await self._with_retries(url)
-        return await self._guarded(url, self._breaker)
-
-    async def _guarded(self, url: URL, breaker: CircuitBreaker) -> JSONValue:
+    async def _guarded(self, breaker: CircuitBreaker, url: URL) -> JSONValue:
         breaker.before_call()
         try:
             result = await self._with_retries(url)
