@@ -13,10 +13,11 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -93,34 +94,38 @@ def attempt_tracer(provider: TracerProvider) -> TraceAttempt:
     recorded): the caller's context and decision are passed on as they are."""
     tracer = provider.get_tracer(__name__)
 
-    @contextmanager
-    def traced_attempt(upstream: str, url: URL) -> Iterator[Mapping[str, str]]:
+    def traced_attempt(upstream: str, url: URL) -> AbstractContextManager[Mapping[str, str]]:
+        if trace.get_current_span().is_recording():
+            return _client_span(tracer, upstream, url)
         headers: dict[str, str] = {}
-        if not trace.get_current_span().is_recording():
-            propagate.inject(headers)
-            yield headers
-            return
-        attributes = {
-            "http.request.method": "GET",
-            "server.address": url.host or "",
-            "url.full": str(url),
-            "upstream": upstream,
-        }
-        with tracer.start_as_current_span(
-            "GET",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            propagate.inject(headers)
-            try:
-                yield headers
-            except Exception as error:  # an upstream error, timeout or refused answer
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                raise
+        propagate.inject(headers)
+        return nullcontext(headers)
 
     return traced_attempt
+
+
+@contextmanager
+def _client_span(tracer: trace.Tracer, upstream: str, url: URL) -> Iterator[Mapping[str, str]]:
+    attributes = {
+        "http.request.method": "GET",
+        "server.address": url.host or "",
+        "url.full": str(url),
+        "upstream": upstream,
+    }
+    with tracer.start_as_current_span(
+        "GET",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        try:
+            yield headers
+        except Exception as error:  # an upstream error, timeout or refused answer
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
 
 
 def trace_requests(provider: TracerProvider) -> Middleware:
@@ -139,23 +144,28 @@ def trace_requests(provider: TracerProvider) -> Middleware:
         if route != UNMATCHED:
             name = f"{method} {route}"
             attributes["http.route"] = route
-        with tracer.start_as_current_span(
+        # start_span and attach: what start_as_current_span does, without its two
+        # context-manager layers, which every request, sampled or not, would pay.
+        span = tracer.start_span(
             name,
             context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                response = await handler(request)
-            except web.HTTPException as exc:  # redirects: the error middleware answers the rest
-                span.set_attribute("http.response.status_code", exc.status)
-                raise
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects: the error middleware answers the rest
+            span.set_attribute("http.response.status_code", exc.status)
+            raise
+        else:
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             return response
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     return traced
 
