@@ -112,20 +112,17 @@ def _client_span(tracer: trace.Tracer, upstream: str, url: URL) -> Iterator[Mapp
         "url.full": str(url),
         "upstream": upstream,
     }
-    with tracer.start_as_current_span(
-        "GET",
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        try:
-            yield headers
-        except Exception as error:  # an upstream error, timeout or refused answer
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            raise
+    span = tracer.start_span("GET", kind=SpanKind.CLIENT, attributes=attributes)
+    # The span goes out in the headers; it need not become the current span for that.
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+    try:
+        yield headers
+    except Exception as error:  # an upstream error, timeout or refused answer
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    finally:
+        span.end()
 
 
 def trace_requests(provider: TracerProvider) -> Middleware:
