@@ -70,19 +70,17 @@ class Coalescer(Generic[T]):
     def _ended(self, key: Hashable, shared: _SharedCall[T]) -> None:
         self._forget(key, shared)
         task = shared.task
-        if task.cancelled():
-            for waiter in shared.waiters:
-                if not waiter.done():
-                    waiter.cancel()
-            return
-        error = task.exception()  # seen here, so a failure nobody awaited is not reported as lost
+        # Read here, so a failure nobody awaited is not reported as lost.
+        error = None if task.cancelled() else task.exception()
         for waiter in shared.waiters:
-            if waiter.done():
+            if waiter.done():  # its caller was cancelled meanwhile
                 continue
-            if error is None:
-                waiter.set_result(task.result())
-            else:
+            if task.cancelled():
+                waiter.cancel()
+            elif error is not None:
                 waiter.set_exception(error)
+            else:
+                waiter.set_result(task.result())
 
     def _forget(self, key: Hashable, shared: _SharedCall[T]) -> None:
         if self._calls.get(key) is shared:
