@@ -48,6 +48,7 @@ from support import processes  # noqa: E402 - the fake upstream and process help
 from support.otlp_receiver import otlp_receiver  # noqa: E402
 
 PACKAGE = "my_async_service"
+REFERENCE_VARIANT = "reference (asyncio, json)"
 DEFAULT_VARIANT = "generated, default install (uvloop + orjson, metrics on)"
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
@@ -464,7 +465,7 @@ def prepare(
     }
     service = ("-m", PACKAGE)
     variants = [
-        Variant("reference (asyncio, json)", (pythons["plain"], str(HERE / "reference_app.py"))),
+        Variant(REFERENCE_VARIANT, (pythons["plain"], str(HERE / "reference_app.py"))),
         Variant(DEFAULT_VARIANT, (pythons["fast"], *service)),
         Variant("generated, no speedups", (pythons["plain"], *service)),
     ]

@@ -1,0 +1,182 @@
+"""Instructions per request, counted by callgrind: the CPU targets in a figure noise cannot move.
+
+    .venv/bin/python benchmarks/instructions.py                  # writes RESULTS-instructions.md
+    .venv/bin/python benchmarks/instructions.py --baseline REF   # also the template at REF
+
+CPU time per request (``run.py``) is what the targets are stated in, but on a shared machine it
+moved by up to 30 % between repeats of the same server, so a 5 % difference needs many
+repeats. Here every variant serves the same fixed sequence of requests inside valgrind's
+callgrind, which counts the machine instructions the server executes (its threads included)
+while the requests are answered, start-up and warm-up excluded: repeat runs agree within
+about 1.5 %. Instructions are not time (a cache miss or a slow system call costs more than its
+count, and C code does more per instruction than the interpreter), so read these beside
+``run.py``'s CPU figures, not instead of them. Needs valgrind (``apt-get install valgrind``).
+
+The variants and the fake upstream are ``run.py``'s; everything listens on 127.0.0.1 and every
+process is stopped by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import run  # benchmarks/run.py: the variants, the scenarios and the fake upstream
+from support import processes
+from support.otlp_receiver import otlp_receiver
+
+# The two scenarios the CPU targets are stated for.
+TARGETED = ("GET /health", "GET /api/items/{n}, a new id each, upstream 0 ms")
+SCENARIOS = [scenario for scenario in run.SCENARIOS if scenario.name in TARGETED]
+VARIANTS = (
+    run.DEFAULT_VARIANT,
+    "generated, use_metrics=no",
+    "generated, use_tracing=yes, 100 % sampled",
+    "generated, use_tracing=yes, 10 % sampled",
+)
+WARM_UP = 300  # requests before counting: imports, the connection pool, first-call caches
+CONNECTIONS = 8
+STARTUP_SECONDS = 180  # importing under valgrind is some 50 times slower
+
+
+def counted_load(url: str, scenario: run.Scenario, requests: int, first: int) -> None:
+    """Exactly ``requests`` requests (ids from ``first``), ``CONNECTIONS`` at a time; each must
+    answer 200."""
+
+    async def generate() -> None:
+        numbers = iter(range(first, first + requests))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+            async def worker() -> None:
+                for number in numbers:
+                    path = scenario.path_of(number)
+                    async with session.request(scenario.method, url + path) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{path} answered {response.status}")
+
+            await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+
+    asyncio.run(generate())
+
+
+def instructions_per_request(
+    variant: run.Variant, scenario: run.Scenario, upstream: str, requests: int, workdir: Path
+) -> float:
+    port = processes.free_port()
+    out = workdir / f"callgrind-{port}.out"
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",  # valgrind and callgrind_control name their pipe after it
+        "USER": os.environ.get("USER", str(os.getuid())),
+        "UPSTREAM_BASE_URL": upstream,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONHASHSEED": "0",
+        **variant.env,
+        **scenario.env,
+    }
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    process = subprocess.Popen(
+        [*command, *variant.command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        processes.wait_until_healthy(process, url, timeout=STARTUP_SECONDS)
+        counted_load(url, scenario, WARM_UP, first=10**9)
+        collect(process.pid, "on", env)
+        counted_load(url, scenario, requests, first=0)
+        collect(process.pid, "off", env)
+    finally:
+        processes.stop(process)
+    counted = sum(
+        int(line.split()[1])
+        for line in out.read_text().splitlines()
+        if line.startswith(("summary:", "totals:"))
+    )
+    if not counted:
+        raise RuntimeError(f"{variant.name}: callgrind counted nothing")
+    return counted / requests
+
+
+def collect(pid: int, state: str, env: dict[str, str]) -> None:
+    subprocess.run(
+        ["callgrind_control", "--instr", state, str(pid)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def report(counts: dict[str, dict[str, float]], command: str, requests: int) -> str:
+    lines = [
+        "# Instructions per request (callgrind)",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `{command}`",
+        f"- Python {platform.python_version()}, {platform.machine()}; valgrind callgrind",
+        f"- Each variant served {WARM_UP} requests uncounted, then {requests} counted, "
+        f"{CONNECTIONS} at a time (a new id each for `/api/items`); every thread of the server "
+        "process is counted.",
+    ]
+    for scenario, by_variant in counts.items():
+        reference = by_variant[run.REFERENCE_VARIANT]
+        default = by_variant[run.DEFAULT_VARIANT]
+        lines += ["", f"## {scenario}", "", "| variant | instructions/request | vs reference "]
+        lines[-1] += "| vs default |"
+        lines += ["| --- | ---: | ---: | ---: |"]
+        for name, count in by_variant.items():
+            lines.append(
+                f"| {name} | {count:,.0f} | {count / reference:.3f} | {count / default:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default=None, help="also measure the template at this ref")
+    parser.add_argument("--requests", type=int, default=1000, help="counted requests per run")
+    parser.add_argument("--output", type=Path, default=run.HERE / "RESULTS-instructions.md")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    wanted = {run.REFERENCE_VARIANT, *VARIANTS}
+    if args.baseline:
+        wanted.add(f"generated at {args.baseline}, default install")
+    counts: dict[str, dict[str, float]] = {}
+    with otlp_receiver() as receiver, tempfile.TemporaryDirectory() as workdir:
+        variants, plain = run.prepare(Path(workdir), False, args.baseline, receiver.endpoint)
+        chosen = [variant for variant in variants if variant.name in wanted]
+        for scenario in SCENARIOS:
+            with run.fake_upstream(plain, scenario.latency_ms) as upstream:
+                for variant in chosen:
+                    count = instructions_per_request(
+                        variant, scenario, upstream, args.requests, Path(workdir)
+                    )
+                    counts.setdefault(scenario.name, {})[variant.name] = count
+                    print(f"{scenario.name:50} {variant.name:60} {count:12,.0f}", flush=True)
+    command = "python benchmarks/instructions.py" + (
+        f" --baseline {args.baseline}" if args.baseline else ""
+    )
+    args.output.write_text(report(counts, command, args.requests), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
