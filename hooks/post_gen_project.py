@@ -19,7 +19,12 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("use_docker", False): ("Dockerfile", ".dockerignore"),
     ("use_pre_commit", False): (".pre-commit-config.yaml",),
     ("license", "Proprietary"): ("LICENSE",),
-    ("use_metrics", False): ("src/{package}/metrics.py", "tests/test_metrics.py"),
+    ("use_metrics", False): (
+        "src/{package}/metrics.py",
+        "src/{package}/local_metrics.py",
+        "tests/test_metrics.py",
+        "tests/test_local_metrics.py",
+    ),
     ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
     ("cache", "none"): (
         "src/{package}/clients/caching.py",
