@@ -44,6 +44,23 @@ GIT_IDENTITY = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tests that belong to no group first.
+
+    Under ``--dist loadgroup`` each of them is a work unit of its own, and xdist's default
+    order (largest group first) ran them last: the longest (the name property test, about
+    100 s) then ran alone while the other worker sat idle. Measured durations replayed through
+    xdist's scheduling: 776 s with the old order, 708 s with this one (700 s is a perfect split);
+    pytest.ini keeps xdist from reordering (``--no-loadscope-reorder``).
+    """
+
+    def rank(item: pytest.Item) -> int:
+        alone = item.get_closest_marker("xdist_group") is None
+        return 0 if alone and item.get_closest_marker("slow") is not None else 1
+
+    items.sort(key=rank)
+
+
 def clean_environment() -> dict[str, str]:
     """This environment minus what would leak our pytest run or venv into a child's."""
     return {
