@@ -35,7 +35,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         # Updated on every request: plain numbers in one process, shared files under gunicorn.
-        histogram = Histogram if multiprocess_mode() else LocalHistogram
+        shared = multiprocess_mode()
+        histogram = Histogram if shared else LocalHistogram
         self.request_duration: Histogram | LocalHistogram = histogram(
             "http_server_request_duration_seconds",
             "Time to answer a request, by method, route template and status",
@@ -43,18 +44,12 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.requests_in_flight: Gauge | LocalGauge
-        if multiprocess_mode():
-            self.requests_in_flight = Gauge(
-                "http_server_requests_in_flight",
-                "Requests being answered now",
-                multiprocess_mode="livesum",
-                registry=registry,
-            )
-        else:
-            self.requests_in_flight = LocalGauge(
-                "http_server_requests_in_flight", "Requests being answered now", registry=registry
-            )
+        in_flight = ("http_server_requests_in_flight", "Requests being answered now")
+        self.requests_in_flight: Gauge | LocalGauge = (
+            Gauge(*in_flight, multiprocess_mode="livesum", registry=registry)
+            if shared
+            else LocalGauge(*in_flight, registry=registry)
+        )
         self.upstream_duration: Histogram | LocalHistogram = histogram(
             "upstream_request_duration_seconds",
             "Time of each attempt sent to an upstream, by outcome",
