@@ -75,17 +75,9 @@ def instructions_per_request(
 ) -> float:
     port = processes.free_port()
     out = workdir / f"callgrind-{port}.out"
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",  # valgrind and callgrind_control name their pipe after it
-        "USER": os.environ.get("USER", str(os.getuid())),
-        "UPSTREAM_BASE_URL": upstream,
-        "LOG_LEVEL": "WARNING",
-        "PYTHONHASHSEED": "0",
-        **variant.env,
-        **scenario.env,
-    }
+    # valgrind and callgrind_control name their pipe after HOST (set here) and USER.
+    env = run.server_environment(variant, upstream, port, scenario.env)
+    env |= {"USER": os.environ.get("USER", str(os.getuid())), "PYTHONHASHSEED": "0"}
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     process = subprocess.Popen(
         [*command, *variant.command],

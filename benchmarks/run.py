@@ -217,12 +217,12 @@ def fake_upstream(python: str, latency_ms: float) -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def server(
-    variant: Variant, upstream: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    port = processes.free_port()
-    env = {
+def server_environment(
+    variant: Variant, upstream: str, port: int, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What every measured server runs with: this environment, its address and upstream, quiet
+    logs, then the variant's and the scenario's settings."""
+    return {
         **os.environ,
         "PORT": str(port),
         "HOST": "127.0.0.1",
@@ -231,6 +231,14 @@ def server(
         **variant.env,
         **(env or {}),
     }
+
+
+@contextmanager
+def server(
+    variant: Variant, upstream: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    port = processes.free_port()
+    env = server_environment(variant, upstream, port, env)
     started = time.perf_counter()
     process = subprocess.Popen(
         variant.command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL

@@ -70,12 +70,13 @@ class Coalescer(Generic[T]):
     def _ended(self, key: Hashable, shared: _SharedCall[T]) -> None:
         self._forget(key, shared)
         task = shared.task
+        cancelled = task.cancelled()
         # Read here, so a failure nobody awaited is not reported as lost.
-        error = None if task.cancelled() else task.exception()
+        error = None if cancelled else task.exception()
         for waiter in shared.waiters:
             if waiter.done():  # its caller was cancelled meanwhile
                 continue
-            if task.cancelled():
+            if cancelled:
                 waiter.cancel()
             elif error is not None:
                 waiter.set_exception(error)
