@@ -35,6 +35,7 @@ class FakeUpstream:
         self.requests: list[str] = []
         self.request_ids: list[str | None] = []
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
+        self.cookies: list[str | None] = []  # the Cookie header of each request
         self.arrival_times: list[float] = []  # the event loop's clock, one per request
         self.peers: set[object] = set()  # one per TCP connection the client opened
         self._queued: deque[Reply] = deque()
@@ -56,6 +57,7 @@ class FakeUpstream:
         self.arrival_times.append(asyncio.get_running_loop().time())
         self.request_ids.append(request.headers.get("X-Request-ID"))
         self.traceparents.append(request.headers.get("traceparent"))
+        self.cookies.append(request.headers.get("Cookie"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
         reply = self._queued.popleft() if self._queued else self.default

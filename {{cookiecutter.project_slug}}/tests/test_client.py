@@ -164,6 +164,25 @@ async def test_current_request_id_is_sent_upstream(
     assert fake_upstream.request_ids == ["req-123"]
 
 
+async def test_cookies_the_upstream_sets_are_not_sent_with_later_calls(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    """One client serves every user of the service: a cookie set for one must not reach the
+    upstream with another's request. (The upstream is called by name: cookie jars ignore
+    cookies from an IP address.)"""
+    by_name = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    fake_upstream.queue(Reply(json={"id": "1"}, headers={"Set-Cookie": "session=first; Path=/"}))
+
+    async with ExampleApiClient.from_settings(
+        replace(upstream_settings, upstream_base_url=by_name)
+    ) as api:
+        await api.get_item("1")
+        await api.get_item("2")
+
+    assert fake_upstream.cookies == [None, None]
+
+
 async def test_retry_after_beyond_the_time_budget_gives_up_at_once(
     fake_upstream: FakeUpstream,
     upstream_client: {{ cookiecutter.__upstream_class }},

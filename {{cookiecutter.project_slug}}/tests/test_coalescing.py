@@ -25,7 +25,7 @@ class Call:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
-        if isinstance(self.outcome, Exception):
+        if isinstance(self.outcome, BaseException):
             raise self.outcome
         return self.outcome
 
@@ -68,11 +68,11 @@ async def test_every_waiter_gets_the_same_error() -> None:
     assert call.started == 1
 
 
-async def test_one_waiter_giving_up_leaves_the_call_to_the_others() -> None:
+async def test_a_waiter_giving_up_leaves_the_call_to_the_others() -> None:
     coalescer: Coalescer[object] = Coalescer()
     call = Call()
-    impatient = asyncio.create_task(coalescer.run("7", call))
     patient = asyncio.create_task(coalescer.run("7", call))
+    impatient = asyncio.create_task(coalescer.run("7", call))
     await settle()
     impatient.cancel()
     await settle()
@@ -81,6 +81,23 @@ async def test_one_waiter_giving_up_leaves_the_call_to_the_others() -> None:
     assert await patient == "answer"
     assert impatient.cancelled()
     assert (call.started, call.cancelled) == (1, 0)
+
+
+async def test_when_the_caller_running_the_call_gives_up_the_next_waiter_runs_it() -> None:
+    coalescer: Coalescer[object] = Coalescer()
+    call = Call()
+    impatient = asyncio.create_task(coalescer.run("7", call))
+    patient = [asyncio.create_task(coalescer.run("7", call)) for _ in range(3)]
+    await settle()
+    impatient.cancel()
+    await settle()
+
+    assert (call.started, call.cancelled) == (2, 1)  # one new call for the three of them
+    assert coalescer.in_flight == 1
+    call.release.set()
+    assert await asyncio.gather(*patient) == ["answer"] * 3
+    assert impatient.cancelled()
+    assert coalescer.in_flight == 0
 
 
 async def test_the_call_is_cancelled_once_every_waiter_is_gone() -> None:
@@ -109,4 +126,17 @@ async def test_a_call_cancelled_from_outside_ends_its_waiters_too() -> None:
     await settle()
 
     assert [waiter.cancelled() for waiter in waiters] == [True, True]
+    assert coalescer.in_flight == 0
+
+
+async def test_a_call_cancelled_from_within_cancels_its_waiters_without_a_new_call() -> None:
+    coalescer: Coalescer[object] = Coalescer()
+    call = Call(asyncio.CancelledError())
+    waiters = [asyncio.create_task(coalescer.run("7", call)) for _ in range(3)]
+    await settle()
+    call.release.set()
+    await settle()
+
+    assert [waiter.cancelled() for waiter in waiters] == [True] * 3
+    assert call.started == 1
     assert coalescer.in_flight == 0

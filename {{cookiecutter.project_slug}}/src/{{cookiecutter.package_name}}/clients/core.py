@@ -210,7 +210,11 @@ class UpstreamClient:
             )
             if on_change is not None:
                 on_change(False)  # the circuit starts closed: say so, so the gauge exists
-        session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        # No cookie jar: the session calls the upstream on behalf of every user of the service,
+        # so a cookie one answer set must never go out with another's request.
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+        )
         return cls(
             session,
             base_url,
