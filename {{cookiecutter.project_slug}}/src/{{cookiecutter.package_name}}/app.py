@@ -27,7 +27,7 @@ from .logs import quiet_malformed_requests
 {%- if cookiecutter.use_metrics %}
 from .metrics import Metrics, add_metrics_route, record_requests
 {%- endif %}
-from .middlewares import json_errors, request_id
+from .middlewares import request_context
 from .openapi import document
 from .settings import Settings
 from .shedding import InFlightLimit
@@ -64,7 +64,7 @@ def create_app(
     With a ``tracer_provider``, requests and upstream calls are traced (the caller owns it).
 {%- endif %}
     """
-    middlewares: list[Middleware] = [request_id]
+    middlewares: list[Middleware] = []
 {%- if cookiecutter.use_tracing %}
     trace_attempt = None
     if tracer_provider is not None:
@@ -75,9 +75,9 @@ def create_app(
     metrics = Metrics(CollectorRegistry())
     middlewares.append(record_requests(metrics))
 {%- endif %}
+    middlewares.append(request_context)
     if settings.max_in_flight > 0:
         middlewares.append(InFlightLimit(settings.max_in_flight).middleware())
-    middlewares.append(json_errors)
     app = web.Application(
         middlewares=middlewares,
         client_max_size=settings.max_body_bytes,

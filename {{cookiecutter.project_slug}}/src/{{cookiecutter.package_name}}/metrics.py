@@ -151,7 +151,7 @@ def record_requests(metrics: Metrics) -> Middleware:
         started = clock()
         try:
             response = await handler(request)
-        except web.HTTPException as exc:  # redirects: the error middleware answers the rest
+        except web.HTTPException as exc:  # redirects: errors come as JSON responses
             in_flight.dec()
             observe(request.method, route, exc.status, clock() - started)
             raise

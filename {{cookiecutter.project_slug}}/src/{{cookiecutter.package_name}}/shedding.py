@@ -29,7 +29,7 @@ class InFlightLimit:
         self.in_flight = 0
 
     def middleware(self) -> Middleware:
-        """The middleware that applies the limit; place it before the error middleware."""
+        """The middleware that applies the limit; place it last, inside ``request_context``."""
 
         @web.middleware
         async def shed_load(request: web.Request, handler: Handler) -> web.StreamResponse:

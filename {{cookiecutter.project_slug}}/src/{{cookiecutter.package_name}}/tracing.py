@@ -152,7 +152,7 @@ def trace_requests(provider: TracerProvider) -> Middleware:
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             response = await handler(request)
-        except web.HTTPException as exc:  # redirects: the error middleware answers the rest
+        except web.HTTPException as exc:  # redirects: errors come as JSON responses
             span.set_attribute("http.response.status_code", exc.status)
             raise
         else:
