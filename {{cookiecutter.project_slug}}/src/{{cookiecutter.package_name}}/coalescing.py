@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Hashable
+from operator import methodcaller
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,76 +26,57 @@ class _CallAbandonedError(Exception):
     """Tells a waiter that the caller running the call gave up: run it yourself."""
 
 
-class _SharedCall(Generic[T]):
-    """The futures of the callers waiting for one running call; each gets its outcome."""
-
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[T]] = []
-
-    def succeeded(self, result: T) -> None:
-        for waiter in self._waiting():
-            waiter.set_result(result)
-
-    def failed(self, error: Exception) -> None:
-        for waiter in self._waiting():
-            waiter.set_exception(error)
-
-    def abandoned(self) -> None:
-        """The caller running the call gave up: the first waiter to wake runs it again."""
-        for waiter in self._waiting():
-            waiter.set_exception(_CallAbandonedError())
-
-    def cancelled(self) -> None:
-        for waiter in self._waiting():
-            waiter.cancel()
-
-    def _waiting(self) -> list[asyncio.Future[T]]:
-        return [waiter for waiter in self.waiters if not waiter.done()]  # done: gave up
+Waiters = list["asyncio.Future[T]"]
 
 
 class Coalescer(Generic[T]):
     """Runs ``call()`` once per key at a time, however many callers ask for that key."""
 
     def __init__(self) -> None:
-        self._calls: dict[Hashable, _SharedCall[T]] = {}
+        self._waiters: dict[Hashable, Waiters[T]] = {}  # one entry per running call
 
     @property
     def in_flight(self) -> int:
         """Distinct calls running now."""
-        return len(self._calls)
+        return len(self._waiters)
 
     async def run(self, key: Hashable, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """The outcome of the call for ``key``: a running one if there is one, else a new one."""
-        shared = self._calls.get(key)
-        if shared is not None:
-            return await self._wait(key, shared, call)
-        shared = self._calls[key] = _SharedCall()
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            return await self._wait(key, waiters, call)
+        waiters = self._waiters[key] = []
         try:
             result = await call()
         except Exception as error:
-            shared.failed(error)
+            _settle(waiters, methodcaller("set_exception", error))
             raise
         except BaseException:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                shared.abandoned()
+                _settle(waiters, methodcaller("set_exception", _CallAbandonedError()))
             else:  # the call itself was cancelled (at shutdown every task is): so are they
-                shared.cancelled()
+                _settle(waiters, methodcaller("cancel"))
             raise
         else:
-            shared.succeeded(result)
+            _settle(waiters, methodcaller("set_result", result))
             return result
         finally:
-            del self._calls[key]  # only the caller running a call removes it
+            del self._waiters[key]  # only the caller running a call removes it
 
     async def _wait(
-        self, key: Hashable, shared: _SharedCall[T], call: Callable[[], Coroutine[Any, Any, T]]
+        self, key: Hashable, waiters: Waiters[T], call: Callable[[], Coroutine[Any, Any, T]]
     ) -> T:
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        shared.waiters.append(waiter)
+        waiters.append(waiter)
         try:
             return await waiter
         except _CallAbandonedError:
             return await self.run(key, call)
+
+
+def _settle(waiters: Waiters[T], outcome: Callable[[asyncio.Future[T]], object]) -> None:
+    """Give every waiter still waiting the call's outcome (a done one has given up)."""
+    for waiter in waiters:
+        if not waiter.done():
+            outcome(waiter)

@@ -263,7 +263,7 @@ class UpstreamClient:
                 return cached
         if self._coalescer is None:
             return await self._call(url)
-        return await self._coalescer.run(url, partial(self._call, url))
+        return await self._coalescer.run(segments, partial(self._call, url))
 
     async def _guarded(self, breaker: CircuitBreaker, url: URL) -> JSONValue:
         breaker.before_call()
