@@ -1,4 +1,5 @@
-"""Instructions per request, counted by callgrind: the CPU targets in a figure noise cannot move.
+"""Instructions (and estimated cycles) per request under callgrind: the CPU targets in figures
+noise cannot move.
 
     .venv/bin/python benchmarks/instructions.py                  # writes RESULTS-instructions.md
     .venv/bin/python benchmarks/instructions.py --baseline REF   # also the template at REF
@@ -10,7 +11,11 @@ callgrind, which counts the machine instructions the server executes (its thread
 while the requests are answered, start-up and warm-up excluded: repeat runs agree within
 about 1.5 %. Instructions are not time (a cache miss or a slow system call costs more than its
 count, and C code does more per instruction than the interpreter), so read these beside
-``run.py``'s CPU figures, not instead of them. Needs valgrind (``apt-get install valgrind``).
+``run.py``'s CPU figures, not instead of them. callgrind also simulates the caches and branch
+predictor, and the report gives KCachegrind's cycle estimate from them (instructions + 10 per
+first-level cache miss + 100 per last-level miss + 10 per mispredicted branch): the same
+instruction count costs more time in code that misses more, and the estimate shows it. It is a
+model of a machine, not this one. Needs valgrind (``apt-get install valgrind``).
 
 The variants and the fake upstream are ``run.py``'s; everything listens on 127.0.0.1 and every
 process is stopped by pid.
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,6 +53,35 @@ VARIANTS = (
 WARM_UP = 300  # requests before counting: imports, the connection pool, first-call caches
 CONNECTIONS = 8
 STARTUP_SECONDS = 180  # importing under valgrind is some 50 times slower
+SIMULATION = ["--cache-sim=yes", "--branch-sim=yes"]
+# KCachegrind's "cycle estimation": weights per event of the simulation.
+CYCLE_WEIGHTS = {"Ir": 1, "I1mr": 10, "D1mr": 10, "D1mw": 10, "ILmr": 100, "DLmr": 100}
+CYCLE_WEIGHTS |= {"DLmw": 100, "Bcm": 10, "Bim": 10}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one request cost, on average."""
+
+    instructions: float
+    cycles: float  # estimated, see the module docstring
+
+
+def cost_per_request(callgrind_out: str, requests: int) -> Cost:
+    """Per-request instructions and estimated cycles from a callgrind output file's totals."""
+    events: list[str] = []
+    totals = dict.fromkeys(CYCLE_WEIGHTS, 0)
+    for line in callgrind_out.splitlines():
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            for name, value in zip(events, line.split()[1:], strict=False):
+                if name in totals:
+                    totals[name] += int(value)
+    if not totals["Ir"]:
+        raise RuntimeError("callgrind counted nothing")
+    cycles = sum(CYCLE_WEIGHTS[name] * value for name, value in totals.items())
+    return Cost(totals["Ir"] / requests, cycles / requests)
 
 
 def counted_load(url: str, scenario: run.Scenario, requests: int, first: int) -> None:
@@ -70,15 +105,16 @@ def counted_load(url: str, scenario: run.Scenario, requests: int, first: int) ->
     asyncio.run(generate())
 
 
-def instructions_per_request(
+def measure(
     variant: run.Variant, scenario: run.Scenario, upstream: str, requests: int, workdir: Path
-) -> float:
+) -> Cost:
     port = processes.free_port()
     out = workdir / f"callgrind-{port}.out"
     # valgrind and callgrind_control name their pipe after HOST (set here) and USER.
     env = run.server_environment(variant, upstream, port, scenario.env)
     env |= {"USER": os.environ.get("USER", str(os.getuid())), "PYTHONHASHSEED": "0"}
-    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", *SIMULATION]
+    command.append(f"--callgrind-out-file={out}")
     process = subprocess.Popen(
         [*command, *variant.command],
         env=env,
@@ -95,14 +131,10 @@ def instructions_per_request(
         collect(process.pid, "off", env)
     finally:
         processes.stop(process)
-    counted = sum(
-        int(line.split()[1])
-        for line in out.read_text().splitlines()
-        if line.startswith(("summary:", "totals:"))
-    )
-    if not counted:
-        raise RuntimeError(f"{variant.name}: callgrind counted nothing")
-    return counted / requests
+    try:
+        return cost_per_request(out.read_text(), requests)
+    except RuntimeError as error:
+        raise RuntimeError(f"{variant.name}: {error}") from None
 
 
 def collect(pid: int, state: str, env: dict[str, str]) -> None:
@@ -115,7 +147,7 @@ def collect(pid: int, state: str, env: dict[str, str]) -> None:
     )
 
 
-def report(counts: dict[str, dict[str, float]], command: str, requests: int) -> str:
+def report(counts: dict[str, dict[str, Cost]], command: str, requests: int) -> str:
     lines = [
         "# Instructions per request (callgrind)",
         "",
@@ -128,14 +160,21 @@ def report(counts: dict[str, dict[str, float]], command: str, requests: int) -> 
     for scenario, by_variant in counts.items():
         reference = by_variant[run.REFERENCE_VARIANT]
         default = by_variant[run.DEFAULT_VARIANT]
-        lines += ["", f"## {scenario}", "", "| variant | instructions/request | vs reference "]
-        lines[-1] += "| vs default |"
-        lines += ["| --- | ---: | ---: | ---: |"]
-        for name, count in by_variant.items():
-            lines.append(
-                f"| {name} | {count:,.0f} | {count / reference:.3f} | {count / default:.3f} |"
-            )
+        lines += ["", f"## {scenario}", ""]
+        lines.append(
+            "| variant | instructions/request | vs reference | vs default"
+            " | estimated cycles/request | vs reference | vs default |"
+        )
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, cost in by_variant.items():
+            instructions = cost.instructions, reference.instructions, default.instructions
+            cycles = cost.cycles, reference.cycles, default.cycles
+            lines.append(f"| {name} | {_ratios(*instructions)} | {_ratios(*cycles)} |")
     return "\n".join(lines) + "\n"
+
+
+def _ratios(value: float, reference: float, default: float) -> str:
+    return f"{value:,.0f} | {value / reference:.3f} | {value / default:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,18 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = {run.REFERENCE_VARIANT, *VARIANTS}
     if args.baseline:
         wanted.add(f"generated at {args.baseline}, default install")
-    counts: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, Cost]] = {}
     with otlp_receiver() as receiver, tempfile.TemporaryDirectory() as workdir:
         variants, plain = run.prepare(Path(workdir), False, args.baseline, receiver.endpoint)
         chosen = [variant for variant in variants if variant.name in wanted]
         for scenario in SCENARIOS:
             with run.fake_upstream(plain, scenario.latency_ms) as upstream:
                 for variant in chosen:
-                    count = instructions_per_request(
-                        variant, scenario, upstream, args.requests, Path(workdir)
+                    cost = measure(variant, scenario, upstream, args.requests, Path(workdir))
+                    counts.setdefault(scenario.name, {})[variant.name] = cost
+                    print(
+                        f"{scenario.name:50} {variant.name:60}"
+                        f" {cost.instructions:12,.0f} {cost.cycles:12,.0f}",
+                        flush=True,
                     )
-                    counts.setdefault(scenario.name, {})[variant.name] = count
-                    print(f"{scenario.name:50} {variant.name:60} {count:12,.0f}", flush=True)
     command = "python benchmarks/instructions.py" + (
         f" --baseline {args.baseline}" if args.baseline else ""
     )

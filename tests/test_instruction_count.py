@@ -7,6 +7,7 @@ import json
 import sys
 import urllib.request
 
+import pytest
 from conftest import TEMPLATE_ROOT
 
 sys.path.insert(0, str(TEMPLATE_ROOT / "benchmarks"))
@@ -29,3 +30,25 @@ def test_the_counted_load_sends_exactly_the_requests_it_divides_by() -> None:
 
     assert stats["requests"] == 57
     assert sorted(stats["paths"]) == sorted(f"/items/{n}" for n in range(1000, 1057))
+
+
+def test_the_cycle_estimate_weighs_misses_and_mispredictions_as_kcachegrind_does() -> None:
+    out = "\n".join(
+        [
+            "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim",
+            "summary: 0",
+            "fn=(1) main",
+            "16 999",
+            "totals: 1000 5 5 2 3 4 1 0 0 50 6 7 8",
+        ]
+    )
+
+    cost = instructions.cost_per_request(out, requests=10)
+
+    # 1,000 instructions + 10 x 9 first-level misses + 100 x 1 last-level + 10 x 14 mispredicted
+    assert (cost.instructions, cost.cycles) == (100.0, 133.0)
+
+
+def test_a_file_that_counted_nothing_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="counted nothing"):
+        instructions.cost_per_request("events: Ir\nsummary: 0\ntotals: 0\n", requests=10)
