@@ -12,8 +12,9 @@ while the requests are answered, start-up and warm-up excluded: repeat runs agre
 about 1.5 %. Instructions are not time (a cache miss or a slow system call costs more than its
 count, and C code does more per instruction than the interpreter), so read these beside
 ``run.py``'s CPU figures, not instead of them. callgrind also simulates the caches and branch
-predictor, and the report gives KCachegrind's cycle estimate from them (instructions + 10 per
-first-level cache miss + 100 per last-level miss + 10 per mispredicted branch): the same
+predictor, and the report gives a cycle estimate from them (instructions + 10 per first-level
+cache miss + 100 per last-level miss + 10 per mispredicted branch, the low end of the costs the
+Cachegrind manual gives for a modern machine): the same
 instruction count costs more time in code that misses more, and the estimate shows it. It is a
 model of a machine, not this one. Needs valgrind (``apt-get install valgrind``).
 
@@ -54,7 +55,7 @@ WARM_UP = 300  # requests before counting: imports, the connection pool, first-c
 CONNECTIONS = 8
 STARTUP_SECONDS = 180  # importing under valgrind is some 50 times slower
 SIMULATION = ["--cache-sim=yes", "--branch-sim=yes"]
-# KCachegrind's "cycle estimation": weights per event of the simulation.
+# Cycles per event of the simulation (see the module docstring).
 CYCLE_WEIGHTS = {"Ir": 1, "I1mr": 10, "D1mr": 10, "D1mw": 10, "ILmr": 100, "DLmr": 100}
 CYCLE_WEIGHTS |= {"DLmw": 100, "Bcm": 10, "Bim": 10}
 
@@ -149,13 +150,16 @@ def collect(pid: int, state: str, env: dict[str, str]) -> None:
 
 def report(counts: dict[str, dict[str, Cost]], command: str, requests: int) -> str:
     lines = [
-        "# Instructions per request (callgrind)",
+        "# Instructions and estimated cycles per request (callgrind)",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `{command}`",
         f"- Python {platform.python_version()}, {platform.machine()}; valgrind callgrind",
         f"- Each variant served {WARM_UP} requests uncounted, then {requests} counted, "
         f"{CONNECTIONS} at a time (a new id each for `/api/items`); every thread of the server "
         "process is counted.",
+        "- Estimated cycles, from callgrind's cache and branch simulation: instructions + 10 per"
+        " first-level cache miss + 100 per last-level miss + 10 per mispredicted branch (a model"
+        " machine's, not this one's).",
     ]
     for scenario, by_variant in counts.items():
         reference = by_variant[run.REFERENCE_VARIANT]

@@ -32,7 +32,7 @@ def test_the_counted_load_sends_exactly_the_requests_it_divides_by() -> None:
     assert sorted(stats["paths"]) == sorted(f"/items/{n}" for n in range(1000, 1057))
 
 
-def test_the_cycle_estimate_weighs_misses_and_mispredictions_as_kcachegrind_does() -> None:
+def test_the_cycle_estimate_adds_the_weighted_misses_and_mispredictions() -> None:
     out = "\n".join(
         [
             "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim",
