@@ -172,11 +172,10 @@ async def test_cookies_the_upstream_sets_are_not_sent_with_later_calls(
     upstream with another's request. (The upstream is called by name: cookie jars ignore
     cookies from an IP address.)"""
     by_name = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    named = replace(upstream_settings, upstream_base_url=by_name)
     fake_upstream.queue(Reply(json={"id": "1"}, headers={"Set-Cookie": "session=first; Path=/"}))
 
-    async with ExampleApiClient.from_settings(
-        replace(upstream_settings, upstream_base_url=by_name)
-    ) as api:
+    async with {{ cookiecutter.__upstream_class }}.from_settings(named) as api:
         await api.get_item("1")
         await api.get_item("2")
 
