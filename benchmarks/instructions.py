@@ -14,9 +14,9 @@ count, and C code does more per instruction than the interpreter), so read these
 ``run.py``'s CPU figures, not instead of them. callgrind also simulates the caches and branch
 predictor, and the report gives a cycle estimate from them (instructions + 10 per first-level
 cache miss + 100 per last-level miss + 10 per mispredicted branch, the low end of the costs the
-Cachegrind manual gives for a modern machine): the same
-instruction count costs more time in code that misses more, and the estimate shows it. It is a
-model of a machine, not this one. Needs valgrind (``apt-get install valgrind``).
+Cachegrind manual gives for a modern machine): the same instruction count costs more time in
+code that misses more, and the estimate shows it. It is a model of a machine, not this one.
+Needs valgrind (``apt-get install valgrind``).
 
 The variants and the fake upstream are ``run.py``'s; everything listens on 127.0.0.1 and every
 process is stopped by pid.
@@ -56,8 +56,12 @@ CONNECTIONS = 8
 STARTUP_SECONDS = 180  # importing under valgrind is some 50 times slower
 SIMULATION = ["--cache-sim=yes", "--branch-sim=yes"]
 # Cycles per event of the simulation (see the module docstring).
-CYCLE_WEIGHTS = {"Ir": 1, "I1mr": 10, "D1mr": 10, "D1mw": 10, "ILmr": 100, "DLmr": 100}
-CYCLE_WEIGHTS |= {"DLmw": 100, "Bcm": 10, "Bim": 10}
+CYCLE_WEIGHTS = {
+    "Ir": 1,  # instructions
+    "I1mr": 10, "D1mr": 10, "D1mw": 10,  # first-level cache misses
+    "ILmr": 100, "DLmr": 100, "DLmw": 100,  # last-level cache misses
+    "Bcm": 10, "Bim": 10,  # mispredicted conditional and indirect branches
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,22 @@ class Cost:
 
 
 def cost_per_request(callgrind_out: str, requests: int) -> Cost:
-    """Per-request instructions and estimated cycles from a callgrind output file's totals."""
+    """Per-request instructions and estimated cycles from a callgrind output file's totals.
+
+    They are read from the ``totals:`` line, or from the ``summary:`` line when there is no
+    ``totals:``; never from both added up, which would count them twice.
+    """
     events: list[str] = []
-    totals = dict.fromkeys(CYCLE_WEIGHTS, 0)
+    stated: dict[str, list[str]] = {}
     for line in callgrind_out.splitlines():
         if line.startswith("events:"):
             events = line.split()[1:]
         elif line.startswith(("summary:", "totals:")):
-            for name, value in zip(events, line.split()[1:], strict=False):
-                if name in totals:
-                    totals[name] += int(value)
+            kind, *figures = line.split()
+            stated[kind] = figures
+    values = stated.get("totals:", stated.get("summary:", []))
+    counted = dict(zip(events, map(int, values), strict=False))
+    totals = {name: counted.get(name, 0) for name in CYCLE_WEIGHTS}
     if not totals["Ir"]:
         raise RuntimeError("callgrind counted nothing")
     cycles = sum(CYCLE_WEIGHTS[name] * value for name, value in totals.items())
