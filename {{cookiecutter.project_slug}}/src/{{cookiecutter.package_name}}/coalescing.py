@@ -7,9 +7,10 @@ a cache.
 The first caller runs the call itself, in its own task and context (its request id and trace
 are the ones the upstream sees); later callers wait for its outcome. No task is made per call:
 on a busy service almost every call has one caller, and a task of its own cost it about 5 % of
-a proxied request's CPU. The price is paid only when the caller running the call gives up (its
-time budget, a batch that failed) while others wait: its call stops with it and the next waiter
-starts it afresh. A waiter that gives up leaves the call to the others.
+a proxied request's instructions (measured under callgrind). The price is paid only when the
+caller running the call gives up (its time budget, a batch that failed) while others wait: its
+call stops with it and the next waiter starts it afresh. A waiter that gives up leaves the call
+to the others.
 """
 
 from __future__ import annotations
