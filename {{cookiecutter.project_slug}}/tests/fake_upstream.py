@@ -36,6 +36,7 @@ class FakeUpstream:
         self.request_ids: list[str | None] = []
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
         self.cookies: list[str | None] = []  # the Cookie header of each request
+        self.accepts: list[str | None] = []  # the Accept header of each request
         self.arrival_times: list[float] = []  # the event loop's clock, one per request
         self.peers: set[object] = set()  # one per TCP connection the client opened
         self._queued: deque[Reply] = deque()
@@ -58,6 +59,7 @@ class FakeUpstream:
         self.request_ids.append(request.headers.get("X-Request-ID"))
         self.traceparents.append(request.headers.get("traceparent"))
         self.cookies.append(request.headers.get("Cookie"))
+        self.accepts.append(request.headers.get("Accept"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
         reply = self._queued.popleft() if self._queued else self.default

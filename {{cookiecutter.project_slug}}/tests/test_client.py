@@ -164,6 +164,16 @@ async def test_current_request_id_is_sent_upstream(
     assert fake_upstream.request_ids == ["req-123"]
 
 
+async def test_every_call_asks_for_json(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    await upstream_client.get_item("1")
+    await upstream_client.get_item("2")
+
+    assert fake_upstream.accepts == ["application/json", "application/json"]
+
+
 async def test_cookies_the_upstream_sets_are_not_sent_with_later_calls(
     fake_upstream: FakeUpstream,
     upstream_settings: Settings,

@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import replace
 from unittest.mock import AsyncMock
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -112,6 +114,38 @@ async def test_in_flight_counts_requests_being_answered(
 
     assert during[("http_server_requests_in_flight", frozenset())] == 3
     assert after[("http_server_requests_in_flight", frozenset())] == 0
+
+
+async def test_a_request_that_gets_no_answer_leaves_flight_uncounted(
+    client: Client, upstream: AsyncMock
+) -> None:
+    upstream.get_item.side_effect = asyncio.CancelledError()  # as when the server stops
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.get("/api/items/1")
+
+    samples = await scrape(client)
+
+    assert samples[("http_server_requests_in_flight", frozenset())] == 0
+    assert not any(dict(labels).get("route") == ITEM_ROUTE for _, labels in samples)
+
+
+async def test_redirects_pass_through_and_are_counted_with_their_status(
+    aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
+) -> None:
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("/api/items/1")
+
+    app = create_app(settings, upstream=upstream)
+    app.router.add_get("/api/old", moved)
+    client = await aiohttp_client(app)
+
+    response = await client.get("/api/old", allow_redirects=False)
+
+    assert response.status == 301
+    assert response.headers["Location"] == "/api/items/1"
+    samples = await scrape(client)
+    assert requests_counted(samples, method="GET", route="/api/old", status="301") == 1
+    assert samples[("http_server_requests_in_flight", frozenset())] == 0
 
 
 async def test_upstream_attempts_retries_and_circuit_are_counted(

@@ -25,9 +25,9 @@ from .keys import INSTRUMENTS, LIFECYCLE, {% if cookiecutter.use_metrics %}METRI
 from .lifecycle import Lifecycle, drain_on_sigterm
 from .logs import quiet_malformed_requests
 {%- if cookiecutter.use_metrics %}
-from .metrics import Metrics, add_metrics_route, record_requests
+from .metrics import Metrics, add_metrics_route
 {%- endif %}
-from .middlewares import request_context
+from .middlewares import request_middleware
 from .openapi import document
 from .settings import Settings
 from .shedding import InFlightLimit
@@ -73,11 +73,9 @@ def create_app(
 {%- endif %}
 {%- if cookiecutter.use_metrics %}
     metrics = Metrics(CollectorRegistry())
-    middlewares.append(record_requests(metrics))
 {%- endif %}
-    middlewares.append(request_context)
-    if settings.max_in_flight > 0:
-        middlewares.append(InFlightLimit(settings.max_in_flight).middleware())
+    limit = InFlightLimit(settings.max_in_flight) if settings.max_in_flight > 0 else None
+    middlewares.append(request_middleware(limit{% if cookiecutter.use_metrics %}, metrics{% endif %}))
     app = web.Application(
         middlewares=middlewares,
         client_max_size=settings.max_body_bytes,

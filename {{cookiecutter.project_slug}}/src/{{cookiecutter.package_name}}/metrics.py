@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .clients.core import Outcome
 from .local_metrics import LocalGauge, LocalHistogram
-from .request_labels import PROBES, method_label, route_template
+from .request_labels import PROBES, method_label
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: from a cache-hit fast answer to the default upstream time budget (10 s).
@@ -80,11 +79,27 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._attempt_children: dict[tuple[str, str], Callable[[float], None]] = {}
 
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+    # Called by the service's middleware around each request.
+
+    def request_started(self, route: str) -> float | None:
+        """Count a request in flight; when it started, or None if it is not counted (probes)."""
+        if route in PROBES:
+            return None
+        self.requests_in_flight.inc()
+        return time.perf_counter()
+
+    def request_finished(self, method: str, route: str, status: int, started: float) -> None:
+        """A counted request was answered: out of flight, and timed with its status."""
+        seconds = time.perf_counter() - started
+        self.requests_in_flight.dec()
         observe = self._request_children.get((method, route, status))
         if observe is None:
             observe = self._request_child(method, route, status)
         observe(seconds)
+
+    def request_abandoned(self) -> None:
+        """A counted request got no answer (cancelled): out of flight, not timed."""
+        self.requests_in_flight.dec()
 
     def _request_child(self, method: str, route: str, status: int) -> Callable[[float], None]:
         label = method_label(method)
@@ -134,32 +149,3 @@ def exposition_registry(metrics: Metrics) -> CollectorRegistry:
 def add_metrics_route(app: web.Application, metrics: Metrics) -> None:
     """``GET /metrics`` in the Prometheus text format, by prometheus-client's own handler."""
     app.router.add_get("/metrics", make_aiohttp_handler(exposition_registry(metrics)))
-
-
-def record_requests(metrics: Metrics) -> Middleware:
-    """A middleware timing each counted request and keeping the in-flight gauge."""
-    in_flight = metrics.requests_in_flight
-    observe = metrics.observe_request
-    clock = time.perf_counter
-
-    @web.middleware
-    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = route_template(request)
-        if route in PROBES:
-            return await handler(request)
-        in_flight.inc()
-        started = clock()
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:  # redirects: errors come as JSON responses
-            in_flight.dec()
-            observe(request.method, route, exc.status, clock() - started)
-            raise
-        except BaseException:  # cancelled: no answer was given, so none is counted
-            in_flight.dec()
-            raise
-        in_flight.dec()
-        observe(request.method, route, response.status, clock() - started)
-        return response
-
-    return record

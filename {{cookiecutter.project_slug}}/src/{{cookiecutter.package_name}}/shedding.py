@@ -12,7 +12,6 @@ orchestrator would restart a pod that is only busy. A batch is one request.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from .responses import error_response
 
@@ -22,27 +21,35 @@ _RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class InFlightLimit:
-    """Counts the API requests being answered and refuses those past ``limit``."""
+    """Counts the API requests being answered and refuses those past ``limit``.
+
+    ``middlewares`` applies it: ``applies_to``, then ``try_enter``, and ``leave`` once
+    answered, or ``refusal`` when full.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_flight = 0
 
-    def middleware(self) -> Middleware:
-        """The middleware that applies the limit; place it last, inside ``request_context``."""
+    @staticmethod
+    def applies_to(request: web.Request) -> bool:
+        """Whether the request counts against the limit: API routes only."""
+        return request.path.startswith(LIMITED_PREFIX)
 
-        @web.middleware
-        async def shed_load(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith(LIMITED_PREFIX):
-                return await handler(request)
-            if self.in_flight >= self.limit:
-                return error_response(
-                    503, "the service is overloaded: try again shortly", headers=_RETRY_AFTER
-                )
-            self.in_flight += 1
-            try:
-                return await handler(request)
-            finally:
-                self.in_flight -= 1
+    def try_enter(self) -> bool:
+        """Count one more request in flight, unless that would pass the limit."""
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
 
-        return shed_load
+    def leave(self) -> None:
+        """One request admitted by ``try_enter`` has been answered (or abandoned)."""
+        self.in_flight -= 1
+
+    @staticmethod
+    def refusal() -> web.Response:
+        """The answer to a request past the limit: 503 with ``Retry-After``."""
+        return error_response(
+            503, "the service is overloaded: try again shortly", headers=_RETRY_AFTER
+        )

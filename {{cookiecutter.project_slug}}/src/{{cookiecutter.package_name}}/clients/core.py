@@ -54,6 +54,7 @@ MAX_BACKOFF_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 MAX_DRAINED_BYTES = 64 * 1024
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
 
 Outcome = Literal["ok", "not_found", "error", "timeout"]
 Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
@@ -211,9 +212,13 @@ class UpstreamClient:
             if on_change is not None:
                 on_change(False)  # the circuit starts closed: say so, so the gauge exists
         # No cookie jar: the session calls the upstream on behalf of every user of the service,
-        # so a cookie one answer set must never go out with another's request.
+        # so a cookie one answer set must never go out with another's request. Headers every
+        # request carries are the session's, set once rather than merged in per request.
         session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+            connector=connector,
+            timeout=timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers=SESSION_HEADERS,
         )
         return cls(
             session,
@@ -335,8 +340,7 @@ class UpstreamClient:
     async def _attempt(
         self, url: URL, budget: aiohttp.ClientTimeout, extra_headers: Mapping[str, str] = NO_HEADERS
     ) -> JSONValue:
-        headers = {"Accept": "application/json", request_ids.HEADER: request_ids.current.get()}
-        headers.update(extra_headers)
+        headers = {request_ids.HEADER: request_ids.current.get(), **extra_headers}
         async with self._session.get(url, headers=headers, timeout=budget) as response:
             if response.status >= 300:
                 await _drain_small_body(response)  # lets the connection be reused
