@@ -34,7 +34,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -552,6 +553,54 @@ def measure(
     )
 
 
+def measure_together(
+    variants: Sequence[Variant],
+    scenario: Scenario,
+    upstream: str,
+    seconds: float,
+    repeat: int,
+    use_wrk: bool,
+) -> list[Run]:
+    """Every variant at once: their servers share core 0, each loaded by its own generator on
+    core 1 over the same seconds, so noise that comes and goes hits them all alike. They also
+    share the core's caches, which the process with more code and data pays for more. The
+    upstream's counts are shared, so they are not reported (nan) here."""
+    load = wrk_load if use_wrk else python_load
+    with ExitStack() as stack:
+        servers = [stack.enter_context(server(v, upstream, scenario.env)) for v in variants]
+        for _, url, _ in servers:
+            load(url, scenario, min(1.0, seconds))  # warm-up
+        settle(upstream)
+        before = [cpu_seconds(process.pid) for process, _, _ in servers]
+        with ThreadPoolExecutor(len(servers)) as pool:
+            loads = list(pool.map(lambda served: load(served[1], scenario, seconds), servers))
+        pids = [process.pid for process, _, _ in servers]
+        cpu = [cpu_seconds(pid) - used for pid, used in zip(pids, before, strict=True)]
+        rss = [peak_rss_mb(pid) for pid in pids]
+    nan = float("nan")
+    return [
+        Run(
+            variant=variant.name,
+            scenario=scenario.name,
+            repeat=repeat,
+            requests=result.requests,
+            requests_per_second=result.requests / result.seconds,
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+            errors=result.errors,
+            cpu_us_per_request=seconds_used / max(result.requests, 1) * 1e6,
+            upstream_connections_per_1000=nan,
+            upstream_calls_per_1000=nan,
+            upstream_max_in_flight=-1,
+            peak_rss_mb=peak,
+            startup_ms=startup_ms,
+        )
+        for variant, (_, _, startup_ms), result, seconds_used, peak in zip(
+            variants, servers, loads, cpu, rss, strict=True
+        )
+    ]
+
+
 def benchmark(
     variants: Sequence[Variant],
     plain_python: str,
@@ -559,6 +608,7 @@ def benchmark(
     seconds: float,
     use_wrk: bool,
     scenarios: Sequence[Scenario],
+    together: bool = False,
 ) -> list[Run]:
     runs = []
     for scenario in scenarios:
@@ -566,11 +616,17 @@ def benchmark(
             for repeat in range(repeats):
                 # Interleave, and rotate the order so no variant always runs first.
                 order = [*variants[repeat % len(variants) :], *variants[: repeat % len(variants)]]
-                for variant in order:
-                    run = measure(variant, scenario, upstream, seconds, repeat, use_wrk)
+                if together:
+                    measured = measure_together(order, scenario, upstream, seconds, repeat, use_wrk)
+                else:
+                    measured = [
+                        measure(variant, scenario, upstream, seconds, repeat, use_wrk)
+                        for variant in order
+                    ]
+                for run in measured:
                     runs.append(run)
                     print(
-                        f"{scenario.name:36} {variant.name:48} {run.requests_per_second:8.0f} req/s"
+                        f"{scenario.name:36} {run.variant:48} {run.requests_per_second:8.0f} req/s"
                         f" {run.cpu_us_per_request:7.1f} us/req  errors {run.errors}",
                         flush=True,
                     )
@@ -596,12 +652,22 @@ def report(
         + (f" --baseline {args.baseline}" if args.baseline else "")
         + (f" --only '{args.only}'" if args.only else "")
         + (f" --variants '{args.variants}'" if args.variants else "")
+        + (" --together" if args.together else "")
         + f" --repeats {args.repeats} --duration {args.duration:g}`",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
         f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}",
         f"- Load generator: {tool}; server pinned to core 0, load generator and upstream to core 1"
         if two_cores()
         else f"- Load generator: {tool}; one core, nothing pinned",
+        *(
+            [
+                "- `--together`: in each repeat every variant's server ran at the same time (all on"
+                " core 0), each under its own load generator; upstream counts are shared, so none"
+                " are given (nan)."
+            ]
+            if args.together
+            else []
+        ),
         "- Figures are medians over the repeats; each CPU ratio is per repeat (the variant ÷ the"
         " reference app, or ÷ the generated default, in the same repeat), given as median"
         " [min–max].",
@@ -717,6 +783,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated parts of variant names to run (the reference and default always run)",
     )
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="run each repeat's variants at once on one core instead of one after another",
+    )
+    parser.add_argument(
         "--loadgen",
         choices=["auto", "wrk", "python"],
         default="auto",
@@ -744,7 +815,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         parts = [part for part in args.only.split(",") if part] or [""]
         scenarios = [s for s in SCENARIOS if any(part in s.name for part in parts)]
-        runs = benchmark(variants, plain_python, args.repeats, args.duration, use_wrk, scenarios)
+        runs = benchmark(
+            variants, plain_python, args.repeats, args.duration, use_wrk, scenarios, args.together
+        )
         spans = len(receiver.spans)
         overloads = []
         rate = 100 if args.smoke else OVERLOAD_RATE

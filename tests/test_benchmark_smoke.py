@@ -57,3 +57,39 @@ def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loa
         assert entry["accepted"] + entry["refused"] == entry["offered"], entry  # no errors
         assert entry["cpu_us_per_request"] > 0, entry
     assert "## Overload" in report.read_text()
+
+
+@pytest.mark.slow
+def test_together_runs_every_variant_at_once_and_measures_each(tmp_path: Path) -> None:
+    results = tmp_path / "runs.json"
+    report = tmp_path / "report.md"
+
+    run(
+        [
+            sys.executable,
+            TEMPLATE_ROOT / "benchmarks" / "run.py",
+            "--smoke",
+            "--together",
+            "--only",
+            "GET /health,upstream 0 ms",
+            "--repeats",
+            "2",
+            "--loadgen",
+            "python",
+            "--json",
+            results,
+            "--output",
+            report,
+        ],
+        TEMPLATE_ROOT,
+        timeout=300,
+    )
+
+    runs = json.loads(results.read_text())["runs"]
+    assert len(runs) == 2 * 2 * 3  # scenarios, repeats, variants
+    for entry in runs:
+        assert entry["requests"] > 0, entry
+        assert entry["errors"] == 0, entry
+        assert entry["cpu_us_per_request"] > 0, entry
+    assert "--together" in report.read_text()
+    assert report.read_text().count("| reference") == 2
