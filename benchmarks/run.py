@@ -532,6 +532,36 @@ def measure(
         after = get_json(upstream + "/__stats")
         rss = peak_rss_mb(process.pid)
     requests = max(result.requests, 1)
+    return _run(
+        variant,
+        scenario,
+        repeat,
+        result,
+        cpu,
+        rss,
+        startup_ms,
+        # Minus one: the /__stats request that read `after` came on a connection of its own.
+        upstream_connections_per_1000=(after["connections"] - before["connections"] - 1)
+        / requests
+        * 1000,
+        upstream_calls_per_1000=after["requests"] / requests * 1000,
+        upstream_max_in_flight=after["max_in_flight"],
+    )
+
+
+def _run(
+    variant: Variant,
+    scenario: Scenario,
+    repeat: int,
+    result: Load,
+    cpu: float,
+    rss: float,
+    startup_ms: float,
+    upstream_connections_per_1000: float = float("nan"),
+    upstream_calls_per_1000: float = float("nan"),
+    upstream_max_in_flight: int = -1,
+) -> Run:
+    """One run's figures; the upstream's are unknown (nan, -1) unless given."""
     return Run(
         variant=variant.name,
         scenario=scenario.name,
@@ -541,13 +571,10 @@ def measure(
         p50_ms=result.p50_ms,
         p99_ms=result.p99_ms,
         errors=result.errors,
-        cpu_us_per_request=cpu / requests * 1e6,
-        # Minus one: the /__stats request that read `after` came on a connection of its own.
-        upstream_connections_per_1000=(after["connections"] - before["connections"] - 1)
-        / requests
-        * 1000,
-        upstream_calls_per_1000=after["requests"] / requests * 1000,
-        upstream_max_in_flight=after["max_in_flight"],
+        cpu_us_per_request=cpu / max(result.requests, 1) * 1e6,
+        upstream_connections_per_1000=upstream_connections_per_1000,
+        upstream_calls_per_1000=upstream_calls_per_1000,
+        upstream_max_in_flight=upstream_max_in_flight,
         peak_rss_mb=rss,
         startup_ms=startup_ms,
     )
@@ -577,25 +604,9 @@ def measure_together(
         pids = [process.pid for process, _, _ in servers]
         cpu = [cpu_seconds(pid) - used for pid, used in zip(pids, before, strict=True)]
         rss = [peak_rss_mb(pid) for pid in pids]
-    nan = float("nan")
     return [
-        Run(
-            variant=variant.name,
-            scenario=scenario.name,
-            repeat=repeat,
-            requests=result.requests,
-            requests_per_second=result.requests / result.seconds,
-            p50_ms=result.p50_ms,
-            p99_ms=result.p99_ms,
-            errors=result.errors,
-            cpu_us_per_request=seconds_used / max(result.requests, 1) * 1e6,
-            upstream_connections_per_1000=nan,
-            upstream_calls_per_1000=nan,
-            upstream_max_in_flight=-1,
-            peak_rss_mb=peak,
-            startup_ms=startup_ms,
-        )
-        for variant, (_, _, startup_ms), result, seconds_used, peak in zip(
+        _run(variant, scenario, repeat, result, cpu_used, peak, startup_ms)
+        for variant, (_, _, startup_ms), result, cpu_used, peak in zip(
             variants, servers, loads, cpu, rss, strict=True
         )
     ]

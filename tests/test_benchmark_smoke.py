@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TEMPLATE_ROOT, run
@@ -13,29 +14,21 @@ SCENARIOS = 6
 OVERLOAD_LIMITS = 3  # MAX_IN_FLIGHT values the overload section compares
 
 
+def smoke_run(tmp_path: Path, *options: str) -> tuple[dict[str, Any], Path]:
+    """``run.py --smoke`` with ``options``: every run as JSON, and the report's path."""
+    results = tmp_path / "runs.json"
+    report = tmp_path / "report.md"
+    command = [sys.executable, TEMPLATE_ROOT / "benchmarks" / "run.py", "--smoke", *options]
+    run([*command, "--json", results, "--output", report], TEMPLATE_ROOT, timeout=300)
+    measured: dict[str, Any] = json.loads(results.read_text())
+    return measured, report
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loadgen", ["python"])
 def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loadgen: str) -> None:
-    results = tmp_path / "runs.json"
-    report = tmp_path / "report.md"
+    measured, report = smoke_run(tmp_path, "--loadgen", loadgen)
 
-    run(
-        [
-            sys.executable,
-            TEMPLATE_ROOT / "benchmarks" / "run.py",
-            "--smoke",
-            "--loadgen",
-            loadgen,
-            "--json",
-            results,
-            "--output",
-            report,
-        ],
-        TEMPLATE_ROOT,
-        timeout=300,
-    )
-
-    measured = json.loads(results.read_text())
     runs = measured["runs"]
     variants = {entry["variant"] for entry in runs}
     assert len(variants) == 3 and any(name.startswith("reference") for name in variants)
@@ -61,31 +54,12 @@ def test_smoke_run_measures_every_scenario_for_every_variant(tmp_path: Path, loa
 
 @pytest.mark.slow
 def test_together_runs_every_variant_at_once_and_measures_each(tmp_path: Path) -> None:
-    results = tmp_path / "runs.json"
-    report = tmp_path / "report.md"
-
-    run(
-        [
-            sys.executable,
-            TEMPLATE_ROOT / "benchmarks" / "run.py",
-            "--smoke",
-            "--together",
-            "--only",
-            "GET /health,upstream 0 ms",
-            "--repeats",
-            "2",
-            "--loadgen",
-            "python",
-            "--json",
-            results,
-            "--output",
-            report,
-        ],
-        TEMPLATE_ROOT,
-        timeout=300,
+    scenarios = "GET /health,upstream 0 ms"
+    measured, report = smoke_run(
+        tmp_path, "--together", "--only", scenarios, "--repeats", "2", "--loadgen", "python"
     )
 
-    runs = json.loads(results.read_text())["runs"]
+    runs = measured["runs"]
     assert len(runs) == 2 * 2 * 3  # scenarios, repeats, variants
     for entry in runs:
         assert entry["requests"] > 0, entry
