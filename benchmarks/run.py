@@ -598,10 +598,10 @@ def measure_together(
         for _, url, _ in servers:
             load(url, scenario, min(1.0, seconds))  # warm-up
         settle(upstream)
-        before = [cpu_seconds(process.pid) for process, _, _ in servers]
+        pids = [process.pid for process, _, _ in servers]
+        before = [cpu_seconds(pid) for pid in pids]
         with ThreadPoolExecutor(len(servers)) as pool:
             loads = list(pool.map(lambda served: load(served[1], scenario, seconds), servers))
-        pids = [process.pid for process, _, _ in servers]
         cpu = [cpu_seconds(pid) - used for pid, used in zip(pids, before, strict=True)]
         rss = [peak_rss_mb(pid) for pid in pids]
     return [
