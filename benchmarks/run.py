@@ -45,12 +45,14 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 TEMPLATE_ROOT = HERE.parent
 sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
+from ablations import ABLATIONS  # noqa: E402 - beside this file
 from support import processes  # noqa: E402 - the fake upstream and process helpers, shared
 from support.otlp_receiver import otlp_receiver  # noqa: E402
 
 PACKAGE = "my_async_service"
 REFERENCE_VARIANT = "reference (asyncio, json)"
 DEFAULT_VARIANT = "generated, default install (uvloop + orjson, metrics on)"
+ABLATED = "generated, default install, ablated:"
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH_BODY = json.dumps({"ids": [str(n) for n in range(50)]})
 BATCH_BOUND = 50  # the generated service's default UPSTREAM_CONCURRENCY (the reference's too)
@@ -457,12 +459,14 @@ def install(project: Path, venv: Path, requirements: list[str]) -> str:
 
 
 def prepare(
-    workdir: Path, smoke: bool, baseline: str | None, otlp_endpoint: str
+    workdir: Path, smoke: bool, baseline: str | None, otlp_endpoint: str, ablated: bool = False
 ) -> tuple[list[Variant], str]:
     """Bake the default project and install the variants; returns them and a plain python.
 
     With ``baseline`` (a git ref of this repository), the default project of the template at
-    that ref is measured too, in the same run: before and after a change, side by side.
+    that ref is measured too, in the same run: before and after a change, side by side. With
+    ``ablated``, the default project with one piece taken out, for each piece ``ablations.py``
+    names.
     """
     project = bake(TEMPLATE_ROOT, workdir / "current")
     installs = {"fast": [".[speedups]"], "plain": ["."]}
@@ -507,6 +511,14 @@ def prepare(
                     "OTEL_TRACES_SAMPLER_ARG": "0.1",
                 },
             ),
+        ]
+    if ablated:
+        variants += [
+            Variant(
+                f"{ABLATED} {name}",
+                (pythons["fast"], str(HERE / "ablations.py"), PACKAGE, name),
+            )
+            for name in ABLATIONS
         ]
     if baseline is not None:
         clone = workdir / "baseline-template"
@@ -791,7 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated parts of variant names to run (the reference and default always run)",
+        help="comma-separated parts of variant names to run (the reference and default always"
+        " run); 'ablated' adds the default with one piece taken out, for each of ablations.py",
     )
     parser.add_argument(
         "--together",
@@ -817,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tool = "wrk" if use_wrk else "a bounded Python aiohttp client"
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir, otlp_receiver() as receiver:
         variants, plain_python = prepare(
-            Path(workdir), args.smoke, args.baseline, receiver.endpoint
+            Path(workdir), args.smoke, args.baseline, receiver.endpoint, "ablated" in args.variants
         )
         wanted = [part for part in args.variants.split(",") if part]
         if wanted:
