@@ -67,3 +67,26 @@ def test_together_runs_every_variant_at_once_and_measures_each(tmp_path: Path) -
         assert entry["cpu_us_per_request"] > 0, entry
     assert "--together" in report.read_text()
     assert report.read_text().count("| reference") == 2
+
+
+@pytest.mark.slow
+def test_an_ablated_variant_is_measured_beside_the_default(tmp_path: Path) -> None:
+    """One is enough for the harness: ``test_ablations.py`` starts each of them."""
+    measured, report = smoke_run(
+        tmp_path,
+        "--variants",
+        "ablated: no middleware",
+        "--only",
+        "GET /health",
+        "--loadgen",
+        "python",
+    )
+
+    runs = measured["runs"]
+    variants = [entry["variant"] for entry in runs]
+    assert variants.count("generated, default install, ablated: no middleware") == 1
+    assert len(variants) == 3
+    for entry in runs:
+        assert entry["requests"] > 0, entry
+        assert entry["errors"] == 0, entry
+    assert report.read_text().count("| generated, default install, ablated: no middleware |") == 1

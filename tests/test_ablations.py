@@ -1,0 +1,117 @@
+"""Each of the benchmark's ablations takes out the piece it names, and only that piece.
+
+A variant measured as "the default without X" is only worth its figure if it really lacks X
+and still has everything else: started against the fake upstream, each must still answer the
+API, and differ from the default only where its name says.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE_ROOT, Bake, Install
+from matrix import DEFAULT_PYTHON
+from support.processes import free_port, stop, wait_until_healthy
+from support.prometheus import scrape, value
+
+sys.path.insert(0, str(TEMPLATE_ROOT / "benchmarks"))
+from ablations import ABLATIONS, FIXED_REQUEST_ID, PADDING_BYTES
+
+PACKAGE = "my_async_service"
+SERVER = "my-async-service"
+FRESH = "a new one per request"
+REQUESTS = "http_server_request_duration_seconds_count"
+ATTEMPTS = "upstream_request_duration_seconds_count"
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the service with one piece taken out still does."""
+
+    request_id: str | None = FRESH  # the X-Request-ID answers carry (None: none)
+    server: str | None = SERVER  # the Server header (None: aiohttp's own)
+    requests_counted: bool = True
+    attempts_counted: bool = True
+
+
+EXPECTED = {
+    "no middleware": Expected(request_id=None, server=None, requests_counted=False),
+    "no-op middleware": Expected(request_id=None, server=None, requests_counted=False),
+    "bare client": Expected(attempts_counted=False),
+    "fixed request id": Expected(request_id=FIXED_REQUEST_ID),
+    f"{PADDING_BYTES} more response bytes": Expected(server=f"{SERVER} {'x' * 59}"),
+    "default GC": Expected(),  # the collector's thresholds cannot be seen from outside
+}
+
+
+@pytest.fixture(scope="module")
+def service_python(bake: Bake, install: Install) -> Path:
+    return install(bake(), DEFAULT_PYTHON)
+
+
+@contextmanager
+def ablated(python: Path, name: str, upstream: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [python, TEMPLATE_ROOT / "benchmarks" / "ablations.py", PACKAGE, name],
+        env={
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "UPSTREAM_BASE_URL": upstream,
+            "LOG_LEVEL": "WARNING",
+        },
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(process, url)
+        yield url
+    finally:
+        stop(process)
+
+
+def get(url: str) -> tuple[bytes, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.read(), dict(answer.headers)
+
+
+def test_every_ablation_has_its_expectations() -> None:
+    assert set(EXPECTED) == set(ABLATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablation_takes_out_only_what_it_names(
+    service_python: Path, upstream: str, name: str
+) -> None:
+    expected = EXPECTED[name]
+    with ablated(service_python, name, upstream) as url:
+        first, first_headers = get(url + "/api/items/7")
+        second, second_headers = get(url + "/api/items/8")
+        samples = scrape(url)
+
+    assert (first, second) == (b'{"id":"7"}', b'{"id":"8"}')
+    if expected.server is None:
+        assert "aiohttp/" in first_headers["Server"]
+    else:
+        assert first_headers["Server"] == expected.server
+    ids = {first_headers.get("X-Request-ID"), second_headers.get("X-Request-ID")}
+    if expected.request_id == FRESH:
+        assert None not in ids and len(ids) == 2
+    else:
+        assert ids == {expected.request_id}
+    requests = value(samples, REQUESTS, method="GET", route="/api/items/{item_id}", status="200")
+    assert requests == (2 if expected.requests_counted else 0)
+    attempts = value(samples, ATTEMPTS, upstream="example_api", outcome="ok")
+    assert attempts == (2 if expected.attempts_counted else 0)
