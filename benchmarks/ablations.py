@@ -15,12 +15,21 @@ import importlib
 import runpy
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 PADDING_BYTES = 60
 FIXED_REQUEST_ID = "0" * 32  # as long as a generated one
+
+
+def replace(owner: Any, name: str, value: object) -> None:
+    """Set ``owner.name``, which must exist: a renamed piece fails the start instead of leaving
+    a variant that silently measures the default."""
+    if not hasattr(owner, name):
+        raise SystemExit(f"ablation: {owner!r} has no {name!r} any more")
+    setattr(owner, name, value)
 
 
 def no_middleware(package: str) -> None:
@@ -31,7 +40,7 @@ def no_middleware(package: str) -> None:
         kwargs.pop("middlewares", None)
         init(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    web.Application.__init__ = without_middlewares  # type: ignore[method-assign]
+    replace(web.Application, "__init__", without_middlewares)
 
 
 def noop_middleware(package: str) -> None:
@@ -42,7 +51,7 @@ def noop_middleware(package: str) -> None:
         return await handler(request)
 
     app = importlib.import_module(f"{package}.app")
-    app.request_middleware = lambda limit, metrics: noop
+    replace(app, "request_middleware", lambda limit, metrics: noop)
 
 
 def bare_client(package: str) -> None:
@@ -56,26 +65,26 @@ def bare_client(package: str) -> None:
         async with self._session.get(url) as response:  # type: ignore[attr-defined]
             return jsonlib.loads(await response.read())
 
-    core.UpstreamClient.get_json = get_json
+    replace(core.UpstreamClient, "get_json", get_json)
 
 
 def fixed_request_id(package: str) -> None:
     """Every request gets the same id, as long as a generated one: the cost of making ids."""
     request_ids = importlib.import_module(f"{package}.request_ids")
-    request_ids.accept_or_generate = lambda candidate: FIXED_REQUEST_ID
+    replace(request_ids, "accept_or_generate", lambda candidate: FIXED_REQUEST_ID)
 
 
 def longer_response(package: str) -> None:
     """Every response is ``PADDING_BYTES`` longer (in its ``Server`` header), with no more work
     for the service: what bytes on the wire cost the server, as the request id's header does."""
     middlewares = importlib.import_module(f"{package}.middlewares")
-    middlewares.SERVER += " " + "x" * (PADDING_BYTES - 1)
+    replace(middlewares, "SERVER", f"{middlewares.SERVER} {'x' * (PADDING_BYTES - 1)}")
 
 
 def default_gc(package: str) -> None:
     """The garbage collector keeps Python's defaults: what the service's tuning saves."""
     app = importlib.import_module(f"{package}.app")
-    app.tune_for_serving = lambda app: None
+    replace(app, "tune_for_serving", lambda app: None)
 
 
 ABLATIONS: dict[str, Callable[[str], None]] = {

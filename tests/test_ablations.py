@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import TEMPLATE_ROOT, Bake, Install
@@ -23,7 +24,7 @@ from support.processes import free_port, stop, wait_until_healthy
 from support.prometheus import scrape, value
 
 sys.path.insert(0, str(TEMPLATE_ROOT / "benchmarks"))
-from ablations import ABLATIONS, FIXED_REQUEST_ID, PADDING_BYTES
+from ablations import ABLATIONS, FIXED_REQUEST_ID, PADDING_BYTES, replace
 
 PACKAGE = "my_async_service"
 SERVER = "my-async-service"
@@ -89,6 +90,15 @@ def get(url: str) -> tuple[bytes, dict[str, str]]:
 
 def test_every_ablation_has_its_expectations() -> None:
     assert set(EXPECTED) == set(ABLATIONS)
+
+
+def test_an_ablation_of_a_renamed_piece_stops_instead_of_measuring_the_default() -> None:
+    module = SimpleNamespace(tune_for_serving=print)
+    replace(module, "tune_for_serving", len)
+    assert module.tune_for_serving is len
+    with pytest.raises(SystemExit, match="no 'tune_for_the_server'"):
+        replace(module, "tune_for_the_server", len)
+    assert not hasattr(module, "tune_for_the_server")
 
 
 @pytest.mark.parametrize("name", sorted(ABLATIONS))
