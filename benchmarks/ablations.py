@@ -5,8 +5,8 @@
 Each ablation replaces one piece of the baked default project in this process, then runs the
 service as ``python -m PACKAGE`` would, so the variant differs from the default by that piece
 alone. They are measuring instruments, not options: an ablated service lacks behaviour that
-the template promises (``tests/test_benchmark_smoke.py`` checks that each one takes out what
-it says, and only that).
+the template promises (``tests/test_ablations.py`` checks that each one takes out what it
+says, and only that).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 PADDING_BYTES = 60
+PADDING = " " + "x" * (PADDING_BYTES - 1)  # appended to the Server header
 FIXED_REQUEST_ID = "0" * 32  # as long as a generated one
 
 
@@ -78,7 +79,7 @@ def longer_response(package: str) -> None:
     """Every response is ``PADDING_BYTES`` longer (in its ``Server`` header), with no more work
     for the service: what bytes on the wire cost the server, as the request id's header does."""
     middlewares = importlib.import_module(f"{package}.middlewares")
-    replace(middlewares, "SERVER", f"{middlewares.SERVER} {'x' * (PADDING_BYTES - 1)}")
+    replace(middlewares, "SERVER", middlewares.SERVER + PADDING)
 
 
 def default_gc(package: str) -> None:

@@ -513,13 +513,7 @@ def prepare(
             ),
         ]
     if ablated:
-        variants += [
-            Variant(
-                f"{ABLATED} {name}",
-                (pythons["fast"], str(HERE / "ablations.py"), PACKAGE, name),
-            )
-            for name in ABLATIONS
-        ]
+        variants += ablated_variants(pythons["fast"])
     if baseline is not None:
         clone = workdir / "baseline-template"
         subprocess.run(["git", "clone", "-q", str(TEMPLATE_ROOT), str(clone)], check=True)
@@ -528,6 +522,15 @@ def prepare(
         python = install(old, workdir / "venv-baseline", [".[speedups]"])
         variants.append(Variant(f"generated at {baseline}, default install", (python, *service)))
     return variants, pythons["plain"]
+
+
+def ablated_variants(python: str) -> list[Variant]:
+    """The default project (installed for ``python``) with one piece taken out, one variant for
+    each piece ``ablations.py`` names."""
+    return [
+        Variant(f"{ABLATED} {name}", (python, str(HERE / "ablations.py"), PACKAGE, name))
+        for name in ABLATIONS
+    ]
 
 
 def measure(

@@ -7,12 +7,8 @@ API, and differ from the default only where its name says.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,13 +16,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import TEMPLATE_ROOT, Bake, Install
 from matrix import DEFAULT_PYTHON
-from support.processes import free_port, stop, wait_until_healthy
 from support.prometheus import scrape, value
 
 sys.path.insert(0, str(TEMPLATE_ROOT / "benchmarks"))
-from ablations import ABLATIONS, FIXED_REQUEST_ID, PADDING_BYTES, replace
+import run as benchmark
+from ablations import ABLATIONS, FIXED_REQUEST_ID, PADDING, PADDING_BYTES, replace
 
-PACKAGE = "my_async_service"
 SERVER = "my-async-service"
 FRESH = "a new one per request"
 REQUESTS = "http_server_request_duration_seconds_count"
@@ -50,7 +45,7 @@ EXPECTED = {
     "no-op middleware": Expected(request_id=None, server=None, requests_counted=False),
     "bare client": Expected(attempts_counted=False),
     "fixed request id": Expected(request_id=FIXED_REQUEST_ID),
-    f"{PADDING_BYTES} more response bytes": Expected(server=f"{SERVER} {'x' * 59}"),
+    f"{PADDING_BYTES} more response bytes": Expected(server=SERVER + PADDING),
     "default GC": Expected(),  # the collector's thresholds cannot be seen from outside
 }
 
@@ -60,29 +55,6 @@ def service_python(bake: Bake, install: Install) -> Path:
     return install(bake(), DEFAULT_PYTHON)
 
 
-@contextmanager
-def ablated(python: Path, name: str, upstream: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [python, TEMPLATE_ROOT / "benchmarks" / "ablations.py", PACKAGE, name],
-        env={
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "UPSTREAM_BASE_URL": upstream,
-            "LOG_LEVEL": "WARNING",
-        },
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(process, url)
-        yield url
-    finally:
-        stop(process)
-
-
 def get(url: str) -> tuple[bytes, dict[str, str]]:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return answer.read(), dict(answer.headers)
@@ -90,6 +62,7 @@ def get(url: str) -> tuple[bytes, dict[str, str]]:
 
 def test_every_ablation_has_its_expectations() -> None:
     assert set(EXPECTED) == set(ABLATIONS)
+    assert len(PADDING.encode()) == PADDING_BYTES  # what the ablation's name says
 
 
 def test_an_ablation_of_a_renamed_piece_stops_instead_of_measuring_the_default() -> None:
@@ -105,8 +78,14 @@ def test_an_ablation_of_a_renamed_piece_stops_instead_of_measuring_the_default()
 def test_ablation_takes_out_only_what_it_names(
     service_python: Path, upstream: str, name: str
 ) -> None:
+    """Started exactly as the benchmark starts it (its variant and its ``server``)."""
     expected = EXPECTED[name]
-    with ablated(service_python, name, upstream) as url:
+    (variant,) = [
+        variant
+        for variant in benchmark.ablated_variants(str(service_python))
+        if variant.name == f"{benchmark.ABLATED} {name}"
+    ]
+    with benchmark.server(variant, upstream) as (_, url, _):
         first, first_headers = get(url + "/api/items/7")
         second, second_headers = get(url + "/api/items/8")
         samples = scrape(url)
