@@ -61,12 +61,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+# Not passed on to children: what would leak our pytest run or venv into theirs, and a machine's
+# PYTHONDONTWRITEBYTECODE. Without bytecode every child Python compiles each module it imports
+# from source again (aiohttp, hypothesis, schemathesis...): 3 of a baked suite's 12 s, and about
+# a second per started service. Children write bytecode only into tmp venvs and baked projects.
+WITHHELD_VARIABLES = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
+
+
 def clean_environment() -> dict[str, str]:
-    """This environment minus what would leak our pytest run or venv into a child's."""
+    """This environment minus ``WITHHELD_VARIABLES`` and pytest's own variables."""
     return {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("PYTEST_") and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
+        if not key.startswith("PYTEST_") and key not in WITHHELD_VARIABLES
     }
 
 
@@ -234,6 +241,18 @@ def install() -> Install:
         return python
 
     return install
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every project this worker checks.
+
+    mypy validates each cached module by its source's hash, so a project checked after another
+    reuses what did not change (the dependencies' stubs and sources, in any venv) and checks
+    the rest: 0.5 s instead of 7 s for a bake after the first. One per worker: mypy does not
+    share a cache folder between processes safely.
+    """
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,9 @@ from matrix import DEFAULT_PYTHON, OPTIONS, QUESTIONS, REFUSED
 
 Cli = Callable[..., Any]
 
+# Every answer test is in the quick run (`./dev test -m quick`).
+pytestmark = pytest.mark.quick
+
 # (variable named in the message, the answers given); each row must fail on that variable alone.
 BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
     ("project_slug", {"project_slug": "My Service", "package_name": "my_service"}),
@@ -192,12 +195,12 @@ def test_odd_characters_survive_exactly_in_toml_and_yaml(bake: Bake) -> None:
 
 @pytest.mark.slow
 def test_odd_characters_still_give_a_project_that_passes_its_checks(
-    bake: Bake, install: Install
+    bake: Bake, install: Install, mypy_cache: Path
 ) -> None:
     project = bake(**ODD_ANSWERS)
     python = install(project, DEFAULT_PYTHON)
     run([python, "-m", "ruff", "check", "--no-cache", "."], project)
-    run([python, "-m", "mypy"], project)
+    run([python, "-m", "mypy", "--cache-dir", mypy_cache], project)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
 
 

@@ -30,7 +30,15 @@ from ci_tools import (
     zizmor,
 )
 from conftest import Bake, Install, commit_all, run
-from matrix import COMBINATIONS, OPTIONS, PYTHON_VERSIONS, REFUSED, combination_id
+from matrix import (
+    COMBINATIONS,
+    DEFAULT_ROW,
+    OPTIONS,
+    PYTHON_VERSIONS,
+    QUESTIONS,
+    REFUSED,
+    combination_id,
+)
 from slugify import slugify
 
 # `${{ … }}` is a GitHub Actions expression, meant to be in the output.
@@ -68,9 +76,12 @@ class Baked:
         pytest.param(
             answers,
             id=combination_id(answers),
-            marks=pytest.mark.xdist_group(combination_id(answers)),
+            marks=[
+                pytest.mark.xdist_group(combination_id(answers)),
+                *([pytest.mark.quick] if index == DEFAULT_ROW else []),
+            ],
         )
-        for answers in COMBINATIONS
+        for index, answers in enumerate(COMBINATIONS)
     ],
 )
 def baked(request: pytest.FixtureRequest, bake: Bake) -> Baked:
@@ -94,6 +105,16 @@ def generated_files(baked: Baked) -> list[Path]:
 def test_every_value_of_every_option_is_baked() -> None:
     for name, values in OPTIONS.items():
         assert {answers[name] for answers in COMBINATIONS} == set(values), name
+
+
+def test_the_quick_runs_row_bakes_every_default_answer() -> None:
+    defaults = {
+        name: value if isinstance(value, bool) else value[0]
+        for name, value in QUESTIONS.items()
+        if name in OPTIONS
+    }
+    row = COMBINATIONS[DEFAULT_ROW]
+    assert row == defaults, "the quick run's row must be the default project, names included"
 
 
 def test_matrix_is_pairwise_except_refused_answers() -> None:
@@ -354,8 +375,8 @@ def test_ruff_format_check_passes(baked: Baked, venv_python: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mypy_strict_passes(baked: Baked, venv_python: Path) -> None:
-    run([venv_python, "-m", "mypy"], baked.path)
+def test_mypy_strict_passes(baked: Baked, venv_python: Path, mypy_cache: Path) -> None:
+    run([venv_python, "-m", "mypy", "--cache-dir", mypy_cache], baked.path)
 
 
 @pytest.mark.slow

@@ -84,7 +84,7 @@ def test_recipe_costs_what_the_readme_says(readme: str, title: str) -> None:
 
 @pytest.mark.slow
 def test_both_recipes_applied_as_written_pass_every_check(
-    bake: Bake, install: Install, readme: str
+    bake: Bake, install: Install, readme: str, mypy_cache: Path
 ) -> None:
     project = bake()
     for title in RECIPES:
@@ -94,7 +94,7 @@ def test_both_recipes_applied_as_written_pass_every_check(
     for fix in (["check", "--fix", "--no-cache", "."], ["format", "--no-cache", "."]):
         run([python, "-m", "ruff", *fix], project)
     run([python, "-m", "ruff", "check", "--no-cache", "."], project)
-    run([python, "-m", "mypy"], project)
+    run([python, "-m", "mypy", "--cache-dir", mypy_cache], project)
     result = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
     for new_test in ("test_item_reviews_come_from_the_upstream", "test_get_invoice_returns"):
         collected = run([python, "-m", "pytest", "-q", "--co", "-k", new_test], project)
