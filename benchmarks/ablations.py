@@ -59,7 +59,7 @@ def bare_client(package: str) -> None:
     """Upstream calls are a bare ``session.get`` and JSON decoding: no coalescing, retries,
     observer, request-id header, status and content checks or size cap."""
     core = importlib.import_module(f"{package}.clients.core")
-    jsonlib = importlib.import_module(f"{package}.jsonlib")
+    jsonlib = importlib.import_module(f"{package}.common.jsonlib")
 
     async def get_json(self: object, *segments: str) -> object:
         url = self._base_url.joinpath(*segments)  # type: ignore[attr-defined]
@@ -71,14 +71,14 @@ def bare_client(package: str) -> None:
 
 def fixed_request_id(package: str) -> None:
     """Every request gets the same id, as long as a generated one: the cost of making ids."""
-    request_ids = importlib.import_module(f"{package}.request_ids")
+    request_ids = importlib.import_module(f"{package}.common.request_ids")
     replace(request_ids, "accept_or_generate", lambda candidate: FIXED_REQUEST_ID)
 
 
 def longer_response(package: str) -> None:
     """Every response is ``PADDING_BYTES`` longer (in its ``Server`` header), with no more work
     for the service: what bytes on the wire cost the server, as the request id's header does."""
-    middlewares = importlib.import_module(f"{package}.middlewares")
+    middlewares = importlib.import_module(f"{package}.web.middlewares")
     replace(middlewares, "SERVER", middlewares.SERVER + PADDING)
 
 

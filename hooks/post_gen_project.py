@@ -20,18 +20,21 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ("use_pre_commit", False): (".pre-commit-config.yaml",),
     ("license", "Proprietary"): ("LICENSE",),
     ("use_metrics", False): (
-        "src/{package}/metrics.py",
-        "src/{package}/local_metrics.py",
-        "tests/test_metrics.py",
-        "tests/test_local_metrics.py",
+        "src/{package}/observability/metrics.py",
+        "src/{package}/observability/local_metrics.py",
+        "tests/observability/test_metrics.py",
+        "tests/observability/test_local_metrics.py",
     ),
-    ("use_tracing", False): ("src/{package}/tracing.py", "tests/test_tracing.py"),
+    ("use_tracing", False): (
+        "src/{package}/observability/tracing.py",
+        "tests/observability/test_tracing.py",
+    ),
     ("cache", "none"): (
         "src/{package}/clients/caching.py",
-        "tests/test_caching.py",
-        "tests/test_redis_cache.py",
+        "tests/clients/test_caching.py",
+        "tests/clients/test_redis_cache.py",
     ),
-    ("cache", "memory"): ("tests/test_redis_cache.py",),
+    ("cache", "memory"): ("tests/clients/test_redis_cache.py",),
     ("deployment", "none"): ("deploy",),
 }
 

@@ -19,7 +19,8 @@ def test_schemathesis_catches_a_document_that_disagrees_with_the_app(
     fuzz = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "keeps_to_its_document"]
     assert run(fuzz, project, check=False).returncode == 0  # as generated: it agrees
     # The deliberate mismatch: the document now says error bodies carry "message".
-    with (project / "src" / "my_async_service" / "openapi.py").open("a", encoding="utf-8") as f:
+    document = project / "src" / "my_async_service" / "web" / "openapi.py"
+    with document.open("a", encoding="utf-8") as f:
         f.write('ERROR["required"] = ["message"]\n')
 
     result = run(fuzz, project, check=False)

@@ -43,7 +43,14 @@ from slugify import slugify
 
 # `${{ … }}` is a GitHub Actions expression, meant to be in the output.
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter", re.IGNORECASE)
-TOOL_OUTPUT = {".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+TOOL_OUTPUT = {
+    ".venv",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".import_linter_cache",
+    "__pycache__",
+}
 LICENSE_MARKERS = {
     "MIT": "Permission is hereby granted, free of charge",
     "Apache-2.0": "Apache License",
@@ -143,10 +150,11 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         f"{package}/__main__.py",
         f"{package}/app.py",
         f"{package}/settings.py",
-        f"{package}/handlers.py",
-        f"{package}/middlewares.py",
-        f"{package}/errors.py",
-        f"{package}/openapi.py",
+        f"{package}/upstreams.py",
+        f"{package}/web/handlers.py",
+        f"{package}/web/middlewares.py",
+        f"{package}/common/errors.py",
+        f"{package}/web/openapi.py",
         "schemathesis.toml",
         "gunicorn.conf.py",
         f"{package}/clients/{baked.upstream_module}.py",
@@ -157,13 +165,15 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         "Dockerfile": answers["use_docker"],
         ".dockerignore": answers["use_docker"],
         ".pre-commit-config.yaml": answers["use_pre_commit"],
-        f"{package}/metrics.py": answers["use_metrics"],
-        "tests/test_metrics.py": answers["use_metrics"],
-        f"{package}/tracing.py": answers["use_tracing"],
-        "tests/test_tracing.py": answers["use_tracing"],
+        f"{package}/observability/metrics.py": answers["use_metrics"],
+        f"{package}/observability/local_metrics.py": answers["use_metrics"],
+        "tests/observability/test_metrics.py": answers["use_metrics"],
+        "tests/observability/test_local_metrics.py": answers["use_metrics"],
+        f"{package}/observability/tracing.py": answers["use_tracing"],
+        "tests/observability/test_tracing.py": answers["use_tracing"],
         f"{package}/clients/caching.py": answers["cache"] != "none",
-        "tests/test_caching.py": answers["cache"] != "none",
-        "tests/test_redis_cache.py": answers["cache"] == "redis",
+        "tests/clients/test_caching.py": answers["cache"] != "none",
+        "tests/clients/test_redis_cache.py": answers["cache"] == "redis",
         "deploy/kubernetes/kustomization.yaml": answers["deployment"] == "kubernetes",
         "deploy/kubernetes/settings.env": answers["deployment"] == "kubernetes",
         "deploy": answers["deployment"] == "kubernetes",
@@ -377,6 +387,12 @@ def test_ruff_format_check_passes(baked: Baked, venv_python: Path) -> None:
 @pytest.mark.slow
 def test_mypy_strict_passes(baked: Baked, venv_python: Path, mypy_cache: Path) -> None:
     run([venv_python, "-m", "mypy", "--cache-dir", mypy_cache], baked.path)
+
+
+@pytest.mark.slow
+def test_imports_keep_to_the_declared_layers(baked: Baked, venv_python: Path) -> None:
+    result = run([venv_python.parent / "lint-imports"], baked.path)
+    assert "0 broken" in result.stdout, result.stdout
 
 
 @pytest.mark.slow

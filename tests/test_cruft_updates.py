@@ -135,23 +135,55 @@ def test_update_brings_template_changes_and_keeps_user_edits(
 ) -> None:
     project = create(template, tmp_path / "out")
     package = project / "src" / "my_async_service"
-    append(package / "handlers.py", "# mine")
+    append(package / "web" / "handlers.py", "# mine")
     (package / "extra.py").write_text('"""A module of the user\'s own."""\n', encoding="utf-8")
     commit_all(project, "User edits")
-    append(template / PACKAGE_DIR / "responses.py", "# template v2")
+    append(template / PACKAGE_DIR / "web" / "responses.py", "# template v2")
     new_commit = commit_all(template, "Template: touch responses")
 
     assert cruft(project, "check", check=False).returncode == 1
     cruft(project, "update", "-y")
 
-    assert "# template v2" in (package / "responses.py").read_text(encoding="utf-8")
-    assert "# mine" in (package / "handlers.py").read_text(encoding="utf-8")
+    assert "# template v2" in (package / "web" / "responses.py").read_text(encoding="utf-8")
+    assert "# mine" in (package / "web" / "handlers.py").read_text(encoding="utf-8")
     assert (package / "extra.py").is_file()
     assert json.loads((project / ".cruft.json").read_text())["commit"] == new_commit
     commit_all(project, "Update from template")
     assert cruft(project, "check").returncode == 0
     python = install(project, DEFAULT_PYTHON)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+@pytest.mark.slow
+def test_an_edit_in_a_moved_module_moves_with_it_when_the_package_is_regrouped(
+    template: Path, tmp_path: Path, install: Install
+) -> None:
+    # The last template commit with every module beside app.py, before web/, clients/,
+    # observability/ and common/ (CHANGELOG: "Grouped by concern").
+    regrouping = git(
+        template, "log", "-1", "--format=%H", "--diff-filter=D", "--", f"{PACKAGE_DIR}/handlers.py"
+    )
+    flat = git(template, "rev-parse", f"{regrouping}^")
+    output = tmp_path / "out"
+    output.mkdir()
+    cruft(output, "create", str(template), "--no-input", "--checkout", flat)
+    (project,) = output.iterdir()
+    commit_all(project, "Generated")
+    package = project / "src" / "my_async_service"
+    append(package / "handlers.py", "# mine")
+    commit_all(project, "User edit")
+
+    result = cruft(project, "update", "-y")
+
+    # A clean update: git follows the renames, and the user's line moves with the module.
+    assert "Good work!" in result.stdout
+    assert not (package / "handlers.py").exists()
+    assert (package / "web" / "handlers.py").read_text(encoding="utf-8").endswith("# mine\n")
+    run(["bash", "-c", conflict_marker_check(project)], project)  # the CI's check: no markers
+    assert list(project.rglob("*.rej")) == []
+    python = install(project, DEFAULT_PYTHON)
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    run([python.parent / "lint-imports"], project)
 
 
 def test_skipped_files_are_left_alone_by_update(template: Path, tmp_path: Path) -> None:
@@ -171,10 +203,10 @@ def test_conflicting_edit_leaves_markers_that_the_generated_ci_catches(
     template: Path, tmp_path: Path
 ) -> None:
     project = create(template, tmp_path / "out")
-    target = "src/my_async_service/handlers.py"
+    target = "src/my_async_service/web/handlers.py"
     append(project / target, "# the user's last line")
     commit_all(project, "User: a last line")
-    append(template / PACKAGE_DIR / "handlers.py", "# the template's last line")
+    append(template / PACKAGE_DIR / "web" / "handlers.py", "# the template's last line")
     commit_all(template, "Template: another last line")
     check = conflict_marker_check(project)
     assert run(["bash", "-c", check], project, check=False).returncode == 0  # clean before
@@ -202,11 +234,12 @@ def test_a_used_dev_checkout_stays_clean_and_updatable(
         ["-m", "mypy"],
     ):
         run([python, *command], project, env=env)
+    run([python.parent / "lint-imports"], project, env=env)
     run([sys.executable, "-m", "uv", "build", "--quiet", "--out-dir", "dist", "."], project)
     assert list((project / "dist").glob("*.whl"))
 
     assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
-    append(template / PACKAGE_DIR / "batch.py", "# touched by the template")
+    append(template / PACKAGE_DIR / "web" / "batch.py", "# touched by the template")
     commit_all(template, "Template: touch")
     assert cruft(project, "update", "-y").returncode == 0
 

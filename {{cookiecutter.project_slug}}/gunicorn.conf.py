@@ -24,7 +24,7 @@ from typing import Any
 
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
 {%- if cookiecutter.use_tracing %}
-from {{ cookiecutter.package_name }}.tracing import tracing_wanted
+from {{ cookiecutter.package_name }}.observability.tracing import tracing_wanted
 {%- endif %}
 
 try:

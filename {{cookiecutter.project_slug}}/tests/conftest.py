@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
 from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.upstreams import open_{{ cookiecutter.__upstream_module }}
 
 from .fake_upstream import FakeUpstream
 
@@ -67,7 +68,7 @@ async def upstream_client(
     upstream_settings: Settings,
 ) -> AsyncIterator[{{ cookiecutter.__upstream_class }}]:
     """The real client, talking to the fake upstream over loopback."""
-    async with {{ cookiecutter.__upstream_class }}.from_settings(upstream_settings) as api:
+    async with open_{{ cookiecutter.__upstream_module }}(upstream_settings) as api:
         yield api
 
 

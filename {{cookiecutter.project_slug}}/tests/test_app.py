@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from {{ cookiecutter.package_name }}.__main__ import main
+from {{ cookiecutter.package_name }}.__main__ import log_startup, main
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.keys import UPSTREAM
 from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.web.keys import UPSTREAM
 
 from .fake_upstream import FakeUpstream, Reply
 
@@ -44,6 +45,17 @@ def test_bad_setting_exits_2_with_one_line_naming_it(
     assert err.count("\n") == 1
 
 
+def test_the_startup_banner_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+
+    # What aiohttp's run_app prints once it listens, framed for a terminal.
+    log_startup("======== Running on http://127.0.0.1:8080 ========\n(Press CTRL+C to quit)")
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "Running on http://127.0.0.1:8080"
+    ]
+
+
 @pytest.mark.usefixtures("restore_logging")
 def test_main_serves_the_app_with_settings_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
@@ -64,4 +76,5 @@ def test_main_serves_the_app_with_settings_from_the_environment(
     assert served["port"] == 9123
     assert served["host"] == "127.0.0.1"
     assert served["shutdown_timeout"] == 4.0
+    assert served["print"] is log_startup
     assert isinstance(served["app"], web.Application)

@@ -9,7 +9,7 @@ import sys
 from aiohttp import web
 
 from .app import serving_app
-from .logs import configure_logging
+from .observability.logs import configure_logging
 from .settings import Settings, SettingsError
 
 EXIT_BAD_SETTINGS = 2
@@ -23,6 +23,12 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
+
+
+def log_startup(message: str) -> None:
+    """aiohttp's banner as one log line: "Running on URL", without its frame of ``=`` or the
+    "(Press CTRL+C to quit)" line meant for a terminal."""
+    logging.getLogger(__package__).info("%s", message.splitlines()[0].strip("= "))
 
 
 def main() -> int:
@@ -41,7 +47,7 @@ def main() -> int:
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        print=lambda message: logging.getLogger(__package__).info("%s", message),
+        print=log_startup,
         loop=new_event_loop(),
     )
     return 0

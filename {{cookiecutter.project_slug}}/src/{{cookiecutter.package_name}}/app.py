@@ -15,30 +15,31 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 {%- endif %}
 
-from .access_log import AccessLogger
 from .clients import {{ cookiecutter.__upstream_class }}
 from .clients.core import Instruments
+from .common.jsonlib import dumps
 from .garbage_collection import tune_for_serving
-from .handlers import add_routes
-from .jsonlib import dumps
-from .keys import INSTRUMENTS, LIFECYCLE, {% if cookiecutter.use_metrics %}METRICS, {% endif %}OPENAPI, SETTINGS, UPSTREAM
-from .lifecycle import Lifecycle, drain_on_sigterm
-from .logs import quiet_malformed_requests
+from .observability.access_log import AccessLogger
+from .observability.logs import quiet_malformed_requests
 {%- if cookiecutter.use_metrics %}
-from .metrics import Metrics, add_metrics_route
+from .observability.metrics import Metrics, add_metrics_route
 {%- endif %}
-from .middlewares import request_middleware
-from .openapi import document
-from .settings import Settings
-from .shedding import InFlightLimit
 {%- if cookiecutter.use_tracing %}
-from .tracing import (
+from .observability.tracing import (
     attempt_tracer,
     flush_on_cleanup,
     provider_from_environment,
     trace_requests,
 )
 {%- endif %}
+from .settings import Settings
+from .upstreams import open_{{ cookiecutter.__upstream_module }}
+from .web.handlers import add_routes
+from .web.keys import INSTRUMENTS, LIFECYCLE, {% if cookiecutter.use_metrics %}METRICS, {% endif %}OPENAPI, SETTINGS, UPSTREAM
+from .web.lifecycle import Lifecycle, drain_on_sigterm
+from .web.middlewares import request_middleware
+from .web.openapi import document
+from .web.shedding import InFlightLimit
 
 # After refusing a request before its body was read (408, 413), aiohttp keeps reading the rest
 # for this long so the client can still read the answer; then the connection is closed and its
@@ -97,7 +98,7 @@ def create_app(
 {%- if cookiecutter.use_metrics and cookiecutter.use_tracing %}, {% endif %}
 {%- if cookiecutter.use_tracing %}trace_attempt=trace_attempt{% endif %})
     if upstream is None:
-        open_upstream = {{ cookiecutter.__upstream_class }}.from_settings
+        open_upstream = open_{{ cookiecutter.__upstream_module }}
         app.cleanup_ctx.append(client_context(UPSTREAM, open_upstream))
     else:
         app[UPSTREAM] = upstream

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from cachetools import TLRUCache
 {%- endif %}
 
-from ..jsonlib import JSONValue{% if cookiecutter.cache == "redis" %}, dumps, loads{% endif %}
+from ..common.jsonlib import JSONValue{% if cookiecutter.cache == "redis" %}, dumps, loads{% endif %}
 from .core import MISS, Miss
 {%- if cookiecutter.cache == "redis" %}
 

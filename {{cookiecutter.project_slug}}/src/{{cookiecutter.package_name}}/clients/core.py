@@ -37,16 +37,16 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 from yarl import URL
 
-from .. import request_ids
-from ..circuit_breaker import CircuitBreaker
-from ..coalescing import Coalescer
-from ..errors import (
+from ..common import request_ids
+from ..common.errors import (
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..jsonlib import JSONValue, loads
+from ..common.jsonlib import JSONValue, loads
+from .circuit_breaker import CircuitBreaker
+from .coalescing import Coalescer
 
 # Statuses that say "try again later"; any other error status is final.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

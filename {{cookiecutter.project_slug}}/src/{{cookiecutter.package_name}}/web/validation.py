@@ -1,0 +1,55 @@
+"""Checks on what clients send, each failing with a 4xx JSON error, never a 500.
+
+The rules are data (patterns, limits) that the OpenAPI document (``openapi.py``) states too,
+so the description and the behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..common.errors import InvalidRequestError
+from ..common.jsonlib import JSONValue
+
+MAX_BATCH_SIZE = 100
+MAX_ITEM_ID_LENGTH = 128
+MAX_INTEGER_ID = 2**53 - 1  # the largest integer every JSON parser reads exactly
+# A safe single path segment: a letter or digit, then letters, digits, '_', '~', '-' and single
+# dots (never '..'), so it can neither climb directories nor smuggle a query upstream.
+# Anchored (JSON Schema patterns are not), matched whole ($ alone would allow a final
+# newline), and without lookarounds: JSON Schema reads it the same way.
+ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_~-]*(\.[A-Za-z0-9_~-]+)*\.?$"
+_ITEM_ID = re.compile(ITEM_ID_PATTERN)
+
+
+def item_id(raw: str) -> str:
+    """Return ``raw`` if it is a valid item id, else raise InvalidRequestError."""
+    if len(raw) > MAX_ITEM_ID_LENGTH or not _ITEM_ID.fullmatch(raw):
+        raise InvalidRequestError(
+            "item_id must be 1-128 letters, digits, '_', '~', '-' or single dots,"
+            " starting with a letter or digit"
+        )
+    return raw
+
+
+def batch_ids(body: JSONValue) -> list[str]:
+    """The ``ids`` of a batch request: 1 to MAX_BATCH_SIZE valid item ids (strings, or
+    integers from 0 to MAX_INTEGER_ID)."""
+    if not isinstance(body, dict) or not isinstance(ids := body.get("ids"), list):
+        raise InvalidRequestError('expected a JSON object like {"ids": ["1", "2"]}')
+    if not 1 <= len(ids) <= MAX_BATCH_SIZE:
+        raise InvalidRequestError(f"ids must hold 1 to {MAX_BATCH_SIZE} item ids")
+    return [item_id(_id_text(raw)) for raw in ids]
+
+
+def _id_text(raw: JSONValue) -> str:
+    """An id as text: a string as it is, an integer (JSON's 7 or 7.0) in decimal digits."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # JSON has one number type: 7.0 is the integer 7
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InvalidRequestError("every id must be a string or an integer")
+    if not 0 <= raw <= MAX_INTEGER_ID:
+        raise InvalidRequestError(f"an integer id must be from 0 to {MAX_INTEGER_ID}")
+    return str(raw)

@@ -1,0 +1,354 @@
+"""The real upstream client against a real (fake) upstream server, failures included."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import replace
+
+import pytest
+
+from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
+from {{ cookiecutter.package_name }}.common import request_ids
+from {{ cookiecutter.package_name }}.common.errors import (
+    UpstreamCircuitOpenError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.upstreams import open_{{ cookiecutter.__upstream_module }}
+
+from ..fake_upstream import FakeUpstream, Reply
+
+
+async def test_get_item_returns_the_upstream_json(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "42", "name": "answer"}))
+
+    item = await upstream_client.get_item("42")
+
+    assert item == {"id": "42", "name": "answer"}
+    assert fake_upstream.requests == ["42"]
+
+
+async def test_404_raises_not_found_without_retrying(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=404, json={"detail": "nope"}))
+
+    with pytest.raises(UpstreamNotFoundError):
+        await upstream_client.get_item("missing")
+    assert fake_upstream.requests == ["missing"]
+
+
+async def test_server_error_is_retried_then_succeeds(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=503), Reply(status=502), Reply(json={"id": "1"}))
+
+    assert await upstream_client.get_item("1") == {"id": "1"}
+    assert len(fake_upstream.requests) == 3
+
+
+async def test_server_error_after_all_retries_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=503)
+
+    with pytest.raises(UpstreamUnavailableError, match="503"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 3  # the first attempt and upstream_retries=2
+
+
+async def test_non_transient_server_error_is_not_retried(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=500)
+
+    with pytest.raises(UpstreamUnavailableError, match="500"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_rate_limited_answer_is_retried(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=429, headers={"Retry-After": "0"}), Reply(json=[1, 2]))
+
+    assert await upstream_client.get_item("1") == [1, 2]
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_invalid_json_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b"{not json"))
+
+    with pytest.raises(UpstreamUnavailableError, match="invalid JSON"):
+        await upstream_client.get_item("1")
+
+
+async def test_non_json_content_type_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b"<html>proxy error</html>", content_type="text/html"))
+
+    with pytest.raises(UpstreamUnavailableError, match="content type"):
+        await upstream_client.get_item("1")
+
+
+async def test_oversized_body_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(json={"blob": "x" * 2048}))
+    small = replace(upstream_settings, upstream_max_response_bytes=1024)
+
+    async with open_{{ cookiecutter.__upstream_module }}(small) as api:
+        with pytest.raises(UpstreamUnavailableError, match="too large"):
+            await api.get_item("1")
+
+
+async def test_hanging_upstream_raises_timeout(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.default = Reply(hang=True)
+    impatient = replace(upstream_settings, upstream_timeout=0.2)
+
+    async with open_{{ cookiecutter.__upstream_module }}(impatient) as api:
+        with pytest.raises(UpstreamTimeoutError):
+            await api.get_item("1")
+
+
+async def test_connection_refused_raises_unavailable(settings: Settings) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nowhere = replace(settings, upstream_base_url=f"http://127.0.0.1:{port}")
+
+    async with open_{{ cookiecutter.__upstream_module }}(nowhere) as api:
+        with pytest.raises(UpstreamUnavailableError, match="connect"):
+            await api.get_item("1")
+
+
+async def test_item_id_is_sent_as_one_path_segment(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    await upstream_client.get_item("a.b~c-d_e")
+
+    assert fake_upstream.requests == ["a.b~c-d_e"]
+
+
+async def test_current_request_id_is_sent_upstream(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    token = request_ids.current.set("req-123")
+    try:
+        await upstream_client.get_item("1")
+    finally:
+        request_ids.current.reset(token)
+
+    assert fake_upstream.request_ids == ["req-123"]
+
+
+async def test_every_call_asks_for_json(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    await upstream_client.get_item("1")
+    await upstream_client.get_item("2")
+
+    assert fake_upstream.accepts == ["application/json", "application/json"]
+
+
+async def test_cookies_the_upstream_sets_are_not_sent_with_later_calls(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    """One client serves every user of the service: a cookie set for one must not reach the
+    upstream with another's request. (The upstream is called by name: cookie jars ignore
+    cookies from an IP address.)"""
+    by_name = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    named = replace(upstream_settings, upstream_base_url=by_name)
+    fake_upstream.queue(Reply(json={"id": "1"}, headers={"Set-Cookie": "session=first; Path=/"}))
+
+    async with open_{{ cookiecutter.__upstream_module }}(named) as api:
+        await api.get_item("1")
+        await api.get_item("2")
+
+    assert fake_upstream.cookies == [None, None]
+
+
+async def test_retry_after_beyond_the_time_budget_gives_up_at_once(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.default = Reply(status=503, headers={"Retry-After": "3600"})
+
+    with pytest.raises(UpstreamUnavailableError, match="503"):
+        await upstream_client.get_item("1")
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_open_circuit_fails_fast_without_calling_the_upstream(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.default = Reply(status=500)
+    guarded = replace(upstream_settings, circuit_breaker_threshold=2)
+
+    async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailableError):
+                await api.get_item("1")
+        with pytest.raises(UpstreamCircuitOpenError):
+            await api.get_item("1")
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_chunked_body_is_read_whole(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(body=b'{"blob": "' + b"y" * 5000 + b'"}', chunked=True))
+
+    assert await upstream_client.get_item("1") == {"blob": "y" * 5000}
+
+
+async def test_chunked_body_over_the_cap_raises_unavailable(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(body=b'"' + b"z" * 8192 + b'"', chunked=True))
+    small = replace(upstream_settings, upstream_max_response_bytes=4096)
+
+    async with open_{{ cookiecutter.__upstream_module }}(small) as api:
+        with pytest.raises(UpstreamUnavailableError, match="too large"):
+            await api.get_item("1")
+
+
+async def test_retry_after_as_a_past_http_date_retries_at_once(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    fake_upstream.queue(Reply(status=503, headers={"Retry-After": past}), Reply(json={"ok": 1}))
+
+    assert await upstream_client.get_item("1") == {"ok": 1}
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_not_found_counts_as_a_healthy_upstream_for_the_circuit(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(status=500), Reply(status=404), Reply(status=500))
+    guarded = replace(upstream_settings, circuit_breaker_threshold=2)
+
+    async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
+        with pytest.raises(UpstreamUnavailableError):
+            await api.get_item("1")
+        with pytest.raises(UpstreamNotFoundError):
+            await api.get_item("2")
+        with pytest.raises(UpstreamUnavailableError):
+            await api.get_item("3")
+        assert await api.get_item("4") == {"id": "default"}
+
+
+async def test_a_cancelled_call_does_not_open_the_circuit(
+    fake_upstream: FakeUpstream,
+    upstream_settings: Settings,
+) -> None:
+    fake_upstream.queue(Reply(hang=True))
+    guarded = replace(upstream_settings, circuit_breaker_threshold=1)
+
+    async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
+        call = asyncio.create_task(api.get_item("1"))
+        await fake_upstream.arrived.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        assert await api.get_item("2") == {"id": "default"}
+
+
+async def test_connections_are_reused_after_successes_and_errors(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(status=404), Reply(status=500), Reply(status=404))
+
+    for item_id in ["a", "b", "c", "d", "e"]:
+        with contextlib.suppress(UpstreamNotFoundError, UpstreamUnavailableError):
+            await upstream_client.get_item(item_id)
+
+    assert len(fake_upstream.requests) == 5
+    assert len(fake_upstream.peers) == 1
+
+
+@pytest.mark.parametrize(("coalesce", "upstream_requests"), [(True, 1), (False, 50)])
+async def test_concurrent_reads_of_one_item_share_one_upstream_request(
+    upstream_settings: Settings,
+    fake_upstream: FakeUpstream,
+    coalesce: bool,
+    upstream_requests: int,
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "7"}, hang=True))  # the first answers when released
+    fake_upstream.default = Reply(json={"id": "7"})
+    shared = replace(upstream_settings, upstream_coalesce=coalesce)
+
+    async with open_{{ cookiecutter.__upstream_module }}(shared) as api:
+        readers = [asyncio.create_task(api.get_item("7")) for _ in range(50)]
+        await fake_upstream.arrived.wait()  # all 50 have asked by now (tasks start in order)
+        fake_upstream.release()
+        answers = await asyncio.gather(*readers)
+
+    assert len(fake_upstream.requests) == upstream_requests
+    assert answers == [{"id": "7"}] * 50
+
+
+async def test_the_rate_limit_lets_a_burst_through_then_spaces_attempts(
+    upstream_settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    limited = replace(upstream_settings, upstream_rate_limit=5.0)
+
+    async with open_{{ cookiecutter.__upstream_module }}(limited) as api:
+        await asyncio.gather(*(api.get_item(str(n)) for n in range(10)))
+
+    times = sorted(fake_upstream.arrival_times)
+    assert len(times) == 10
+    # 5 at once (the burst), the other 5 at 5 per second: a second (less what leaked while the
+    # burst went out); a busy machine only makes it longer, and without the limit it takes
+    # a few milliseconds.
+    assert times[-1] - times[0] >= 0.6
+
+
+async def test_a_call_with_no_turn_within_its_budget_is_a_timeout_and_never_sent(
+    upstream_settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    tight = replace(
+        upstream_settings, upstream_rate_limit=1.0, upstream_timeout=0.2, upstream_retries=0
+    )
+
+    async with open_{{ cookiecutter.__upstream_module }}(tight) as api:
+        results = await asyncio.gather(api.get_item("1"), api.get_item("2"), return_exceptions=True)
+
+    # Which call gets the one turn is not fixed (with a cache, each first awaits its lookup).
+    answered = [result for result in results if not isinstance(result, BaseException)]
+    refused = [result for result in results if isinstance(result, UpstreamTimeoutError)]
+    assert (answered, len(refused)) == ([{"id": "default"}], 1)
+    assert len(fake_upstream.requests) == 1

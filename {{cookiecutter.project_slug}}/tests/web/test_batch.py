@@ -1,0 +1,81 @@
+"""Batch fetching: concurrent, bounded, ordered, and tolerant of per-item failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+from {{ cookiecutter.package_name }}.common.errors import (
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+)
+from {{ cookiecutter.package_name }}.common.jsonlib import JSONValue
+from {{ cookiecutter.package_name }}.web.batch import fetch_all
+
+
+class InFlightCounter:
+    """A fake fetch that records how many calls overlap, released by the test, not by time."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.gate = asyncio.Event()
+
+    async def fetch(self, item_id: str) -> JSONValue:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        return {"id": item_id}
+
+
+async def test_runs_up_to_the_limit_concurrently_and_never_more() -> None:
+    counter = InFlightCounter()
+    batch = asyncio.create_task(fetch_all(counter.fetch, [str(i) for i in range(20)], limit=4))
+
+    for _ in range(10):  # let every task that can start do so
+        await asyncio.sleep(0)
+    assert counter.in_flight == 4
+
+    counter.gate.set()
+    results = await batch
+    assert counter.peak == 4
+    assert [entry["id"] for entry in results] == [str(i) for i in range(20)]
+
+
+async def test_results_keep_input_order_when_calls_finish_out_of_order() -> None:
+    finish_order = ["3", "1", "2"]
+    events = {item_id: asyncio.Event() for item_id in finish_order}
+
+    async def fetch(item_id: str) -> JSONValue:
+        await events[item_id].wait()
+        return {"id": item_id}
+
+    batch = asyncio.create_task(fetch_all(fetch, ["1", "2", "3"], limit=3))
+    for item_id in finish_order:
+        await asyncio.sleep(0)
+        events[item_id].set()
+
+    assert await batch == [
+        {"id": "1", "item": {"id": "1"}},
+        {"id": "2", "item": {"id": "2"}},
+        {"id": "3", "item": {"id": "3"}},
+    ]
+
+
+async def test_one_failing_item_is_reported_inline_and_the_rest_succeed() -> None:
+    async def fetch(item_id: str) -> JSONValue:
+        if item_id == "gone":
+            raise UpstreamNotFoundError("not found upstream")
+        if item_id == "slow":
+            raise UpstreamTimeoutError("no answer within 1s")
+        return {"id": item_id}
+
+    results = await fetch_all(fetch, ["1", "gone", "slow"], limit=2)
+
+    assert results == [
+        {"id": "1", "item": {"id": "1"}},
+        {"id": "gone", "error": "not found upstream", "status": 404},
+        {"id": "slow", "error": "no answer within 1s", "status": 504},
+    ]
