@@ -163,6 +163,7 @@ def report(counts: dict[str, dict[str, Cost]], command: str, requests: int) -> s
         "# Instructions and estimated cycles per request (callgrind)",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; command: `{command}`",
+        f"- Template commit: {run.measured_commit()}",
         f"- Python {platform.python_version()}, {platform.machine()}; valgrind callgrind",
         f"- Each variant served {WARM_UP} requests uncounted, then {requests} counted, "
         f"{CONNECTIONS} at a time (a new id each for `/api/items`); every thread of the server "

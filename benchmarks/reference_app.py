@@ -1,8 +1,9 @@
 """The reference: the smallest aiohttp app with the generated service's routes.
 
 One shared ClientSession, no middleware, no logging, no validation beyond what the routes
-need, the plain asyncio loop and the stdlib json. The benchmark holds the generated service
-to this app's CPU cost per request.
+need, and the stdlib json. It runs on the event loop the generated service runs on (uvloop when
+installed, as the service's ``speedups`` extra does), so a comparison prices the service's own
+code, not the loop. The benchmark holds the generated service to this app's cost per request.
 
 Environment: PORT, UPSTREAM_BASE_URL, UPSTREAM_CONCURRENCY (batch bound, default 50).
 """
@@ -51,13 +52,30 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed, else asyncio's: the choice the generated ``__main__`` makes."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
 def main() -> None:
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
     app.router.add_get("/health", health)
     app.router.add_post("/api/items/batch", batch)
     app.router.add_get("/api/items/{item_id}", item)
-    web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=int(os.environ["PORT"]),
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from support import processes  # noqa: E402 - the fake upstream and process help
 from support.otlp_receiver import otlp_receiver  # noqa: E402
 
 PACKAGE = "my_async_service"
-REFERENCE_VARIANT = "reference (asyncio, json)"
+REFERENCE_VARIANT = "reference (uvloop, json)"  # the service's loop: see reference_app.py
 DEFAULT_VARIANT = "generated, default install (uvloop + orjson, metrics on)"
 ABLATED = "generated, default install, ablated:"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -478,7 +478,8 @@ def prepare(
     }
     service = ("-m", PACKAGE)
     variants = [
-        Variant(REFERENCE_VARIANT, (pythons["plain"], str(HERE / "reference_app.py"))),
+        # On the default's interpreter, so on its loop (uvloop, from the speedups extra).
+        Variant(REFERENCE_VARIANT, (pythons["fast"], str(HERE / "reference_app.py"))),
         Variant(DEFAULT_VARIANT, (pythons["fast"], *service)),
         Variant("generated, no speedups", (pythons["plain"], *service)),
     ]
@@ -679,7 +680,9 @@ def report(
         + (f" --only '{args.only}'" if args.only else "")
         + (f" --variants '{args.variants}'" if args.variants else "")
         + (" --together" if args.together else "")
+        + (f" --section '{args.section}'" if args.section else "")
         + f" --repeats {args.repeats} --duration {args.duration:g}`",
+        f"- Template commit: {measured_commit()}",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
         f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}",
         f"- Load generator: {tool}; server pinned to core 0, load generator and upstream to core 1"
@@ -781,6 +784,24 @@ def _median(runs: list[Run], name: str) -> float:
     return statistics.median(getattr(run, name) for run in runs)
 
 
+def measured_commit() -> str:
+    """The template commit being measured, and whether the tree differed from it."""
+    git = ["git", "-C", str(TEMPLATE_ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if commit.returncode != 0:
+        return "unknown (not a git checkout)"
+    changed = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    return commit.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
+
+
+def as_section(text: str, title: str) -> str:
+    """A report turned into one section of another file: its headings one level down."""
+    lines = text.splitlines()
+    assert lines[0].startswith("# ")
+    demoted = [f"#{line}" if line.startswith("#") else line for line in lines[1:]]
+    return "\n".join([f"## {title}", *demoted])
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -794,6 +815,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per run")
     parser.add_argument("--output", type=Path, default=None, help="markdown report path")
+    parser.add_argument(
+        "--section",
+        default="",
+        help="append the report to --output as a section with this title instead of replacing it",
+    )
     parser.add_argument(
         "--only",
         default="",
@@ -823,7 +849,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.smoke else 3)
     args.duration = args.duration or (0.5 if args.smoke else 3.0)
-    output = args.output or (None if args.smoke or args.only else HERE / "RESULTS.md")
+    # A run without --output is a scratch run: benchmarks/results/ is not tracked.
+    output = args.output or (None if args.smoke or args.only else HERE / "results" / "RESULTS.md")
     if two_cores():
         pin(os.getpid(), 1)
     # Overload keeps many connections open at once (here and, inherited, in the server).
@@ -860,7 +887,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any("use_tracing" in variant.name for variant in variants):
         text += f"\nThe OTLP receiver got {spans} spans from the tracing variants.\n"
     print("\n" + text)
-    if output is not None:
+    if output is not None and args.section:
+        before = output.read_text(encoding="utf-8").rstrip("\n")
+        output.write_text(f"{before}\n\n{as_section(text, args.section)}\n", encoding="utf-8")
+    elif output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n", encoding="utf-8")
     if args.json is not None:
         results = {"runs": [asdict(run) for run in runs]}

@@ -90,3 +90,12 @@ def test_an_ablated_variant_is_measured_beside_the_default(tmp_path: Path) -> No
         assert entry["requests"] > 0, entry
         assert entry["errors"] == 0, entry
     assert report.read_text().count("| generated, default install, ablated: no middleware |") == 1
+
+    # The same report appended as a section of another: how the ablations join RESULTS-cpu.md.
+    earlier = report.read_text()
+    smoke_run(tmp_path, "--only", "GET /health", "--loadgen", "python", "--section", "Ablations")
+    text = report.read_text()
+    assert text.startswith(earlier.rstrip("\n") + "\n\n## Ablations\n")
+    assert text.count("# Benchmark results") == 1
+    assert text.count("\n### GET /health\n") == 1
+    assert text.count("- Template commit: ") == 2

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 {%- endif %}
 
-from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
-{%- if cookiecutter.use_tracing %}
+{% if cookiecutter.use_tracing -%}
 from {{ cookiecutter.package_name }}.observability.tracing import tracing_wanted
-{%- endif %}
+{% endif -%}
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
 
 try:
     _settings = Settings.from_env()
