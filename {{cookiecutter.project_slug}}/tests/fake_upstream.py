@@ -33,6 +33,7 @@ class FakeUpstream:
         self.base_url = ""  # set once the server listens
         self.default = Reply(json={"id": "default"})
         self.requests: list[str] = []
+        self.queries: list[str] = []  # each request's query string, as sent on the wire
         self.request_ids: list[str | None] = []
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
         self.cookies: list[str | None] = []  # the Cookie header of each request
@@ -55,6 +56,7 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.match_info["item_id"])
+        self.queries.append(request.raw_path.partition("?")[2])
         self.arrival_times.append(asyncio.get_running_loop().time())
         self.request_ids.append(request.headers.get("X-Request-ID"))
         self.traceparents.append(request.headers.get("traceparent"))

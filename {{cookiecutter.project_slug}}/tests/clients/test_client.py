@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
+from {{ cookiecutter.package_name }}.clients.core import Query
 from {{ cookiecutter.package_name }}.common import request_ids
 from {{ cookiecutter.package_name }}.common.errors import (
     UpstreamCircuitOpenError,
@@ -44,6 +45,18 @@ async def test_404_raises_not_found_without_retrying(
     with pytest.raises(UpstreamNotFoundError):
         await upstream_client.get_item("missing")
     assert fake_upstream.requests == ["missing"]
+
+
+async def test_a_redirect_is_never_followed_and_is_a_502(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    elsewhere = f"{fake_upstream.base_url}/items/elsewhere"
+    fake_upstream.queue(Reply(status=302, headers={"Location": elsewhere}))
+
+    with pytest.raises(UpstreamUnavailableError, match="upstream answered 302"):
+        await upstream_client.get_item("1")
+    assert fake_upstream.requests == ["1"]  # the Location was never asked for
 
 
 async def test_server_error_is_retried_then_succeeds(
@@ -319,6 +332,50 @@ async def test_concurrent_reads_of_one_item_share_one_upstream_request(
 
     assert len(fake_upstream.requests) == upstream_requests
     assert answers == [{"id": "7"}] * 50
+
+
+async def test_query_parameters_go_out_sorted_encoded_and_repeated_for_lists(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    params: Query = {"q": "a b&c=d", "color": ["red", "blue"], "limit": 5}
+
+    await upstream_client.get_json("items", "1", params=params)
+
+    assert fake_upstream.queries == ["color=red&color=blue&limit=5&q=a+b%26c%3Dd"]
+
+
+async def test_the_same_parameters_in_another_order_are_one_coalesced_call(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    fake_upstream.queue(Reply(json={"id": "1"}, hang=True))  # the first answers when released
+    fake_upstream.default = Reply(json={"id": "1"})
+    first = asyncio.create_task(
+        upstream_client.get_json("items", "1", params={"a": "1", "b": ["x", "y"]})
+    )
+    second = asyncio.create_task(
+        upstream_client.get_json("items", "1", params={"b": ["x", "y"], "a": "1"})
+    )
+    other_order_of_values = asyncio.create_task(
+        upstream_client.get_json("items", "1", params={"a": "1", "b": ["y", "x"]})
+    )
+    await fake_upstream.arrived.wait()
+    fake_upstream.release()
+
+    answers = await asyncio.gather(first, second, other_order_of_values)
+    assert list(answers) == [{"id": "1"}] * 3
+    # A list's order is the caller's meaning: ["y", "x"] is another call.
+    assert sorted(fake_upstream.queries) == ["a=1&b=x&b=y", "a=1&b=y&b=x"]
+
+
+async def test_a_boolean_query_value_is_refused_before_anything_is_sent(
+    fake_upstream: FakeUpstream,
+    upstream_client: {{ cookiecutter.__upstream_class }},
+) -> None:
+    with pytest.raises(TypeError, match="query flags as strings"):
+        await upstream_client.get_json("items", "1", params={"active": True})
+    assert fake_upstream.requests == []
 
 
 async def test_the_rate_limit_lets_a_burst_through_then_spaces_attempts(

@@ -3,15 +3,16 @@ breaker, a size cap and typed errors. Per-upstream modules only name paths and s
 
 A call passes one layer per concern, top to bottom::
 
-    get_json        builds the URL; answers from the cache, if any and fresh; concurrent
-                    calls for one URL share one (coalescing)
+    get_json        builds the URL (query parameters sorted by name); answers from the
+                    cache, if any and fresh; concurrent calls for one URL share one
+                    (coalescing)
     _guarded        the circuit breaker (only when enabled)
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After
     _limited        waits for the upstream's rate limit, within the budget (only with one)
     _observed       what an observer (metrics) sees of each attempt (only with one)
     _traced         a span per attempt, its context sent along (only with tracing)
-    _attempt        one request: headers, status, content type, size cap, JSON; a 200 is
-                    offered to the cache with its Cache-Control
+    _attempt        one request, never following a redirect: headers, status, content
+                    type, size cap, JSON; a 200 is offered to the cache with its Cache-Control
 
 Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
 This module knows nothing of handlers or the application.
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,10 @@ NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
 
 Outcome = Literal["ok", "not_found", "error", "timeout"]
+# Query parameters: a list value repeats its key (``?tag=a&tag=b``), in the list's order.
+QueryValue = str | int | float
+Query = Mapping[str, QueryValue | Sequence[QueryValue]]
+CanonicalQuery = tuple[tuple[str, str], ...]
 Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
 
 
@@ -252,14 +257,20 @@ class UpstreamClient:
     ) -> None:
         await self.close()
 
-    async def get_json(self, *segments: str) -> JSONValue:
-        """``GET {base_url}/{segments...}`` as JSON data. Segments are percent-encoded; a ``/``
-        in one would split it, so callers pass validated ids.
+    async def get_json(self, *segments: str, params: Query | None = None) -> JSONValue:
+        """``GET {base_url}/{segments...}?{params}`` as JSON data. Segments and parameters are
+        percent-encoded; a ``/`` in a segment would split it, so callers pass validated ids.
+        Parameters are sent sorted by name, so the same ones in another order are the same call
+        for coalescing and the cache.
 
         Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
         UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
         """
         url = self._base_url.joinpath(*segments)
+        key: tuple[str, ...] | tuple[tuple[str, ...], CanonicalQuery] = segments
+        if params:
+            query = canonical_query(params)
+            url, key = url.with_query(query), (segments, query)
         if self._cache is not None:
             cached = await self._cache.lookup(str(url))
             if self._observer is not None:
@@ -268,7 +279,7 @@ class UpstreamClient:
                 return cached
         if self._coalescer is None:
             return await self._call(url)
-        return await self._coalescer.run(segments, partial(self._call, url))
+        return await self._coalescer.run(key, partial(self._call, url))
 
     async def _guarded(self, breaker: CircuitBreaker, url: URL) -> JSONValue:
         breaker.before_call()
@@ -341,7 +352,10 @@ class UpstreamClient:
         self, url: URL, budget: aiohttp.ClientTimeout, extra_headers: Mapping[str, str] = NO_HEADERS
     ) -> JSONValue:
         headers = {request_ids.HEADER: request_ids.current.get(), **extra_headers}
-        async with self._session.get(url, headers=headers, timeout=budget) as response:
+        # Redirects are never followed: an upstream must not be able to send this service (and
+        # whatever it sends along) to another host. A 3xx is an error status like any other.
+        get = self._session.get(url, headers=headers, timeout=budget, allow_redirects=False)
+        async with get as response:
             if response.status >= 300:
                 await _drain_small_body(response)  # lets the connection be reused
                 raise _status_error(response)
@@ -384,6 +398,23 @@ class UpstreamClient:
         if isinstance(error, _RetryableStatusError):
             return UpstreamUnavailableError(f"upstream answered {error.status}")
         return UpstreamUnavailableError("could not connect to the upstream")
+
+
+def canonical_query(params: Query) -> CanonicalQuery:
+    """The parameters as (name, value) pairs sorted by name; a list value's items keep their
+    order (``?tag=b&tag=a`` may mean something else than ``?tag=a&tag=b``)."""
+    pairs: list[tuple[str, str]] = []
+    for name in sorted(params):
+        value = params[name]
+        values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        pairs.extend((name, _query_text(item)) for item in values)
+    return tuple(pairs)
+
+
+def _query_text(value: QueryValue) -> str:
+    if isinstance(value, bool):  # a bool is an int: say which spelling the upstream gets
+        raise TypeError("pass query flags as strings ('true', '1'): upstreams disagree on them")
+    return value if isinstance(value, str) else str(value)
 
 
 def _outcome(error: Exception) -> Outcome:
