@@ -352,6 +352,24 @@ def test_circuit_breaker_fails_fast_once_open(
     assert upstream_stats(upstream)["paths"].count("/items/boom") == 2
 
 
+def test_a_missing_item_logs_info_a_failure_warns_and_the_start_is_one_line(
+    service: Service,
+) -> None:
+    assert service.get("/api/items/missing").status == 404
+    assert service.get("/api/items/boom").status == 502
+    stop(service.process)  # every line written
+    lines = [json.loads(line) for line in service.log.read_text().splitlines()]
+
+    levels = {
+        path: [line["level"] for line in lines if path in line["message"]]
+        for path in ("/api/items/missing", "/api/items/boom")
+    }
+    assert levels == {"/api/items/missing": ["INFO"], "/api/items/boom": ["WARNING"]}
+    started = [line["message"] for line in lines if "Running on" in line["message"]]
+    assert started == [service.url.replace("http://", "Running on http://")]
+    assert not any("CTRL+C" in line["message"] for line in lines)
+
+
 # --- process lifecycle ---------------------------------------------------------------------
 
 
