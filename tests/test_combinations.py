@@ -43,14 +43,6 @@ from slugify import slugify
 
 # `${{ … }}` is a GitHub Actions expression, meant to be in the output.
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter", re.IGNORECASE)
-TOOL_OUTPUT = {
-    ".venv",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".import_linter_cache",
-    "__pycache__",
-}
 LICENSE_MARKERS = {
     "MIT": "Permission is hereby granted, free of charge",
     "Apache-2.0": "Apache License",
