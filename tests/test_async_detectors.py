@@ -1,6 +1,8 @@
 """The generated suite catches async bugs that pass silently elsewhere: each is planted in a
-baked project and must fail its suite with a message that names it (and the bake without it
-passes: every matrix row runs its own suite).
+baked project and must fail its suite with a message that names it, where the unplanted test
+passes. Planted in the `/health` handler: a callback that raises, a task whose exception nobody
+reads, a task left running (the generated conftest's autouse check); in a test: an await that
+never returns (pytest-timeout).
 """
 
 from __future__ import annotations
@@ -30,6 +32,51 @@ def project(bake: Bake) -> Path:
 @pytest.fixture(scope="module")
 def python(project: Path, install: Install) -> Path:
     return install(project, DEFAULT_PYTHON)
+
+
+HEALTH_ANSWER = "    return json_response(_HEALTHY)\n"
+HEALTH_TEST = "tests/web/test_handlers.py::test_health_is_ok_without_calling_the_upstream"
+
+
+@pytest.mark.parametrize(
+    ("planted", "reported"),
+    [
+        pytest.param(
+            "asyncio.get_running_loop().call_soon(lambda: 1 / 0)",
+            ["the event loop reported: Exception in callback", "ZeroDivisionError"],
+            id="a callback that raises",
+        ),
+        pytest.param(
+            "asyncio.ensure_future(asyncio.wait_for(asyncio.sleep(1), 0))",
+            ["the event loop reported: Task exception was never retrieved", "TimeoutError"],
+            id="a task whose exception nobody reads",
+        ),
+        pytest.param(
+            "asyncio.ensure_future(asyncio.sleep(3600))",
+            ["tasks still running when the test ended", "sleep"],
+            id="a task left running",
+        ),
+    ],
+)
+def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
+    project: Path, python: Path, planted: str, reported: list[str]
+) -> None:
+    handlers = project / "src" / "my_async_service" / "web" / "handlers.py"
+    before = handlers.read_text(encoding="utf-8")
+    assert before.count(HEALTH_ANSWER) == 1 and "\nimport asyncio\n" in before
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", HEALTH_TEST]
+    assert run(command, project, check=False).returncode == 0  # unplanted: it passes
+    planted_text = before.replace(HEALTH_ANSWER, f"    {planted}\n{HEALTH_ANSWER}")
+    handlers.write_text(planted_text, encoding="utf-8")
+    try:
+        result = run(command, project, check=False)
+    finally:
+        handlers.write_text(before, encoding="utf-8")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"ERROR {HEALTH_TEST}" in output, output
+    assert all(text in output for text in reported), output
 
 
 def test_a_hanging_test_fails_by_name_after_the_configured_timeout(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any
 from unittest.mock import AsyncMock, create_autospec
 
 import pytest
@@ -80,3 +83,30 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+async def async_bugs_fail_the_test() -> AsyncIterator[None]:
+    """Fail the test when its event loop reported an exception nobody handled (a callback that
+    raised, a task whose exception was never retrieved) or when a task it started is still
+    running at its end: asyncio only logs the first, and pytest-asyncio quietly cancels the
+    second. Autouse, so it is set up first and checks after every other fixture closed."""
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+
+    def record(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        unhandled.append(f"{context['message']}: {error!r}" if error else context["message"])
+
+    loop.set_exception_handler(record)
+    yield
+    running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in running:
+        task.cancel()
+    gc.collect(1)  # a dead task whose exception nobody read reports it when collected
+    loop.set_exception_handler(None)
+    if running:
+        names = ", ".join(sorted(f"{task.get_name()} ({task.get_coro()!r})" for task in running))
+        pytest.fail(f"tasks still running when the test ended: {names}", pytrace=False)
+    if unhandled:
+        pytest.fail("the event loop reported: " + "; ".join(unhandled), pytrace=False)
