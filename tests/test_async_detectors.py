@@ -1,8 +1,8 @@
 """The generated suite catches async bugs that pass silently elsewhere: each is planted in a
 baked project and must fail its suite with a message that names it, where the unplanted test
-passes. Planted in the `/health` handler: a callback that raises, a task whose exception nobody
-reads, a task left running (the generated conftest's autouse check); in a test: an await that
-never returns (pytest-timeout).
+passes. Planted in the `/health` handler: a blocking call (blockbuster), a callback that raises, a
+task whose exception nobody reads, a task left running (the generated conftest's autouse
+checks); in a test: an await that never returns (pytest-timeout).
 """
 
 from __future__ import annotations
@@ -39,27 +39,36 @@ HEALTH_TEST = "tests/web/test_handlers.py::test_health_is_ok_without_calling_the
 
 
 @pytest.mark.parametrize(
-    ("planted", "reported"),
+    ("planted", "outcome", "reported"),
     [
         pytest.param(
+            '__import__("time").sleep(0.001)',
+            "FAILED",
+            ["BlockingError: Blocking call to time.sleep"],
+            id="a blocking call in the event loop",
+        ),
+        pytest.param(
             "asyncio.get_running_loop().call_soon(lambda: 1 / 0)",
+            "ERROR",
             ["the event loop reported: Exception in callback", "ZeroDivisionError"],
             id="a callback that raises",
         ),
         pytest.param(
             "asyncio.ensure_future(asyncio.wait_for(asyncio.sleep(1), 0))",
+            "ERROR",
             ["the event loop reported: Task exception was never retrieved", "TimeoutError"],
             id="a task whose exception nobody reads",
         ),
         pytest.param(
             "asyncio.ensure_future(asyncio.sleep(3600))",
+            "ERROR",
             ["tasks still running when the test ended", "sleep"],
             id="a task left running",
         ),
     ],
 )
 def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
-    project: Path, python: Path, planted: str, reported: list[str]
+    project: Path, python: Path, planted: str, outcome: str, reported: list[str]
 ) -> None:
     handlers = project / "src" / "my_async_service" / "web" / "handlers.py"
     before = handlers.read_text(encoding="utf-8")
@@ -75,7 +84,7 @@ def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
 
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert f"ERROR {HEALTH_TEST}" in output, output
+    assert f"{outcome} {HEALTH_TEST}" in output, output
     assert all(text in output for text in reported), output
 
 

@@ -13,6 +13,7 @@ from unittest.mock import AsyncMock, create_autospec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from blockbuster import blockbuster_ctx
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -110,3 +111,16 @@ async def async_bugs_fail_the_test() -> AsyncIterator[None]:
         pytest.fail(f"tasks still running when the test ended: {names}", pytrace=False)
     if unhandled:
         pytest.fail("the event loop reported: " + "; ".join(unhandled), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_the_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test when this package's code blocks the event loop (``time.sleep``, blocking file
+    or socket I/O): blockbuster, watching only calls made from this package, raises
+    ``BlockingError`` there. A test that blocks on purpose says so with
+    ``@pytest.mark.blocking_allowed``."""
+    if request.node.get_closest_marker("blocking_allowed") is not None:
+        yield
+        return
+    with blockbuster_ctx("{{ cookiecutter.package_name }}"):
+        yield

@@ -97,8 +97,11 @@ async def test_a_cached_null_is_a_hit() -> None:
 
 @pytest.fixture
 async def redis() -> AsyncIterator[FakeAsyncRedis]:
-    """An in-process stand-in for Redis (fakeredis), with expiry."""
+    """An in-process stand-in for Redis (fakeredis), with expiry. Pinged once here: its first
+    command reads a file of command descriptions, a blocking read that blockbuster would blame
+    on the cache's code (see conftest.py)."""
     fake = FakeAsyncRedis()
+    await fake.ping()
     yield fake
     await fake.aclose()
 
