@@ -2,7 +2,8 @@
 baked project and must fail its suite with a message that names it, where the unplanted test
 passes. Planted in the `/health` handler: a blocking call (blockbuster), a callback that raises, a
 task whose exception nobody reads, a task left running (the generated conftest's autouse
-checks); in a test: an await that never returns (pytest-timeout).
+checks), a coroutine never awaited (``filterwarnings = error``); in a test: an await that never
+returns (pytest-timeout).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ HEALTH_TEST = "tests/web/test_handlers.py::test_health_is_ok_without_calling_the
             "FAILED",
             ["BlockingError: Blocking call to time.sleep"],
             id="a blocking call in the event loop",
+        ),
+        pytest.param(
+            "asyncio.sleep(0)",  # a coroutine made and dropped: never awaited
+            "FAILED",
+            ["coroutine 'sleep' was never awaited"],
+            id="a coroutine never awaited",
         ),
         pytest.param(
             "asyncio.get_running_loop().call_soon(lambda: 1 / 0)",
