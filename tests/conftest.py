@@ -22,6 +22,7 @@ import pytest
 import uv
 from cookiecutter.main import cookiecutter
 from hypothesis import settings as hypothesis_settings
+from matrix import DEFAULT_PYTHON
 from support.processes import fake_upstream, redis_server
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
@@ -241,6 +242,18 @@ def install() -> Install:
         return python
 
     return install
+
+
+@pytest.fixture(scope="module")
+def default_project(bake: Bake) -> Path:
+    """The default project, baked once for the test module that asks for it."""
+    return bake()
+
+
+@pytest.fixture(scope="module")
+def default_python(default_project: Path, install: Install) -> Path:
+    """The python of the default project's own ``.venv``, installed once per module."""
+    return install(default_project, DEFAULT_PYTHON)
 
 
 @pytest.fixture(scope="session")

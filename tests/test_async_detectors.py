@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Bake, Install, run
-from matrix import DEFAULT_PYTHON
+from conftest import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("async-detectors")]
 
@@ -23,16 +22,6 @@ import asyncio
 async def test_planted_hang() -> None:
     await asyncio.Event().wait()  # nobody ever sets it
 """
-
-
-@pytest.fixture(scope="module")
-def project(bake: Bake) -> Path:
-    return bake()
-
-
-@pytest.fixture(scope="module")
-def python(project: Path, install: Install) -> Path:
-    return install(project, DEFAULT_PYTHON)
 
 
 HEALTH_ANSWER = "    return json_response(_HEALTHY)\n"
@@ -75,17 +64,17 @@ HEALTH_TEST = "tests/web/test_handlers.py::test_health_is_ok_without_calling_the
     ],
 )
 def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
-    project: Path, python: Path, planted: str, outcome: str, reported: list[str]
+    default_project: Path, default_python: Path, planted: str, outcome: str, reported: list[str]
 ) -> None:
-    handlers = project / "src" / "my_async_service" / "web" / "handlers.py"
+    handlers = default_project / "src" / "my_async_service" / "web" / "handlers.py"
     before = handlers.read_text(encoding="utf-8")
     assert before.count(HEALTH_ANSWER) == 1 and "\nimport asyncio\n" in before
-    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", HEALTH_TEST]
-    assert run(command, project, check=False).returncode == 0  # unplanted: it passes
+    command = [default_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", HEALTH_TEST]
+    assert run(command, default_project, check=False).returncode == 0  # unplanted: it passes
     planted_text = before.replace(HEALTH_ANSWER, f"    {planted}\n{HEALTH_ANSWER}")
     handlers.write_text(planted_text, encoding="utf-8")
     try:
-        result = run(command, project, check=False)
+        result = run(command, default_project, check=False)
     finally:
         handlers.write_text(before, encoding="utf-8")
 
@@ -96,8 +85,9 @@ def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
 
 
 def test_a_hanging_test_fails_by_name_after_the_configured_timeout(
-    project: Path, python: Path, tmp_path: Path
+    default_project: Path, default_python: Path
 ) -> None:
+    project, python = default_project, default_python
     assert "\ntimeout = 30\n" in (project / "pytest.ini").read_text(encoding="utf-8")
     planted = project / "tests" / "test_planted_hang.py"
     planted.write_text(HANGING_TEST, encoding="utf-8")

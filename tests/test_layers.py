@@ -10,24 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Bake, Install, run
-from matrix import DEFAULT_PYTHON
+from conftest import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("layers")]
 
 PACKAGE = Path("src/my_async_service")
 LAYERS = "Each part imports only from the parts below it"
 CLIENTS_ALONE = "The clients stand alone: no settings, HTTP side, observability or app"
-
-
-@pytest.fixture(scope="module")
-def project(bake: Bake) -> Path:
-    return bake()
-
-
-@pytest.fixture(scope="module")
-def python(project: Path, install: Install) -> Path:
-    return install(project, DEFAULT_PYTHON)
 
 
 def lint_imports(python: Path, project: Path) -> str:
@@ -65,14 +54,14 @@ def plant(project: Path, module: str, line: str) -> str:
     ],
 )
 def test_an_import_against_the_layering_breaks_its_contract(
-    project: Path, python: Path, module: str, planted: str, broken: set[str]
+    default_project: Path, default_python: Path, module: str, planted: str, broken: set[str]
 ) -> None:
-    assert "Contracts: 2 kept, 0 broken." in lint_imports(python, project)
-    before = plant(project, module, planted)
+    assert "Contracts: 2 kept, 0 broken." in lint_imports(default_python, default_project)
+    before = plant(default_project, module, planted)
     try:
-        output = lint_imports(python, project)
+        output = lint_imports(default_python, default_project)
     finally:
-        (project / PACKAGE / module).write_text(before, encoding="utf-8")
+        (default_project / PACKAGE / module).write_text(before, encoding="utf-8")
 
     assert output.startswith("exit 1"), output
     reported = {name for name in (LAYERS, CLIENTS_ALONE) if f"{name} BROKEN" in output}

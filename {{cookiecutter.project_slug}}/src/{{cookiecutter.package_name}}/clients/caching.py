@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.utils import get_lib_version
 {%- else %}
 
 from cachetools import TLRUCache
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = {{ (cookiecutter.project_slug ~ ":")|quoted }}
 WARNING_INTERVAL = 60.0  # seconds between two warnings that Redis fails
 PAUSE_AFTER_FAILURE = 1.0  # seconds Redis is left alone after a failure
+# redis-py reads its own version from the installed package's metadata on its first connection
+# (a blocking file scan, then cached): read it here, at import, before any event loop runs.
+get_lib_version()
 {%- endif %}
 
 # Directives after which an answer is not kept: it must not be, or must be revalidated first.
