@@ -99,13 +99,14 @@ async def async_bugs_fail_the_test() -> AsyncIterator[None]:
         error = context.get("exception")
         unhandled.append(f"{context['message']}: {error!r}" if error else context["message"])
 
+    previous = loop.get_exception_handler()
     loop.set_exception_handler(record)
     yield
     running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in running:
         task.cancel()
     gc.collect(1)  # a dead task whose exception nobody read reports it when collected
-    loop.set_exception_handler(None)
+    loop.set_exception_handler(previous)
     if running:
         names = ", ".join(sorted(f"{task.get_name()} ({task.get_coro()!r})" for task in running))
         pytest.fail(f"tasks still running when the test ended: {names}", pytrace=False)
