@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from conftest import Bake, Install
 from matrix import DEFAULT_PYTHON
+from support.fake_upstream import item
 from support.processes import redis_server
 from support.prometheus import scrape, value
 from test_runtime_contract import Service, running_service, upstream_stats
@@ -56,7 +57,7 @@ def test_memory_cache_answers_repeats_evicts_the_least_recent_and_expires(
     with running_service(memory_python, tmp_path, upstream, **settings) as service:
         for item_id in ["ok-1", "ok-1", "ok-2", "ok-1", "ok-3", "ok-1", "ok-2"]:
             response = service.get(f"/api/items/{item_id}")
-            assert (response.status, response.body) == (200, {"id": item_id})
+            assert (response.status, response.body) == (200, item(item_id))
         # ok-1 was asked for last before ok-3 came: ok-2 was the least recent, and went.
         calls = {item: upstream_calls(upstream, item) for item in ("ok-1", "ok-2", "ok-3")}
         assert calls == {"ok-1": 1, "ok-2": 2, "ok-3": 1}
@@ -88,9 +89,9 @@ def test_two_processes_share_one_redis_cache(
         running_service(redis_python, tmp_path, upstream, REDIS_URL=redis_url) as first,
         running_service(redis_python, tmp_path, upstream, REDIS_URL=redis_url) as second,
     ):
-        assert first.get("/api/items/ok-shared").body == {"id": "ok-shared"}
+        assert first.get("/api/items/ok-shared").body == item("ok-shared")
         time.sleep(WRITE_LANDS)
-        assert second.get("/api/items/ok-shared").body == {"id": "ok-shared"}
+        assert second.get("/api/items/ok-shared").body == item("ok-shared")
         assert first.get("/api/items/nostore-2").status == 200
         time.sleep(WRITE_LANDS)
         assert second.get("/api/items/nostore-2").status == 200
@@ -172,7 +173,7 @@ def test_a_redis_that_never_answers_costs_one_timeout_then_is_left_alone(
             started = time.monotonic()
             response = service.get(f"/api/items/ok-hole-{n}")
             timings.append(time.monotonic() - started)
-            assert (response.status, response.body) == (200, {"id": f"ok-hole-{n}"})
+            assert (response.status, response.body) == (200, item(f"ok-hole-{n}"))
         ready = service.get("/health/ready").status
 
     assert ready == 200

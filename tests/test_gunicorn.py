@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import Bake, Install, run
 from matrix import DEFAULT_PYTHON
+from support.fake_upstream import item
 from support.processes import free_port, stop, wait_until_healthy
 from support.prometheus import scrape, value
 
@@ -107,7 +108,7 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         workers = worker_pids(master.pid)
 
         assert health == (200, {"status": "ok"})
-        assert get(f"http://127.0.0.1:{port}/api/items/ok-3?token=t0p") == (200, {"id": "ok-3"})
+        assert get(f"http://127.0.0.1:{port}/api/items/ok-3?token=t0p") == (200, item("ok-3"))
         assert len(workers) == 2
         # Refused by the parser: one warning line under gunicorn too, no traceback.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
@@ -120,7 +121,7 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
             assert time.monotonic() - signalled < DRAIN / 2, "readiness still 200 while draining"
             time.sleep(0.02)
         assert ready == 503
-        assert get(f"http://127.0.0.1:{port}/api/items/ok-4") == (200, {"id": "ok-4"})
+        assert get(f"http://127.0.0.1:{port}/api/items/ok-4") == (200, item("ok-4"))
         assert time.monotonic() - signalled < DRAIN
         assert master.wait(timeout=30) == 0
         assert time.monotonic() - signalled >= DRAIN

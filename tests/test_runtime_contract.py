@@ -27,6 +27,7 @@ import aiohttp
 import pytest
 from conftest import Bake, Install, run
 from matrix import DEFAULT_PYTHON
+from support.fake_upstream import item
 from support.processes import free_port, stop, wait_until_healthy
 from support.prometheus import scrape, value
 
@@ -140,7 +141,7 @@ def test_health_answers_without_calling_the_upstream(service: Service, upstream:
 def test_item_is_passed_through_from_the_upstream(service: Service) -> None:
     response = service.get("/api/items/ok-7")
 
-    assert (response.status, response.body) == (200, {"id": "ok-7"})
+    assert (response.status, response.body) == (200, item("ok-7"))
 
 
 @pytest.mark.parametrize(
@@ -176,7 +177,7 @@ def test_server_errors_are_retried_up_to_the_cap(service: Service, upstream: str
 def test_transient_trouble_still_ends_in_200(service: Service, item_id: str) -> None:
     response = service.get(f"/api/items/{item_id}")
 
-    assert (response.status, response.body) == (200, {"id": item_id})
+    assert (response.status, response.body) == (200, item(item_id))
 
 
 def test_retry_after_is_waited_out_before_the_retry(service: Service, upstream: str) -> None:
@@ -184,7 +185,7 @@ def test_retry_after_is_waited_out_before_the_retry(service: Service, upstream: 
     response = service.get("/api/items/limited-1")
     elapsed = time.monotonic() - started
 
-    assert (response.status, response.body) == (200, {"id": "limited-1"})
+    assert (response.status, response.body) == (200, item("limited-1"))
     assert upstream_stats(upstream)["paths"].count("/items/limited-1") == 2
     # The upstream said "Retry-After: 1"; the service's own backoff would be about 10 ms.
     assert elapsed >= 0.95
@@ -405,7 +406,7 @@ def test_signal_lets_in_flight_requests_finish_then_exits_0(
 
     status, body = asyncio.run(scenario())
 
-    assert (status, body) == (200, {"id": "slow-1"})
+    assert (status, body) == (200, item("slow-1"))
     assert service.process.wait(timeout=15) == 0
     assert "Traceback" not in service.log.read_text()
 
@@ -615,7 +616,7 @@ def test_concurrent_requests_for_one_item_cost_the_upstream_one_call(
 
     answers = asyncio.run(asyncio.wait_for(fifty(), timeout=30))
 
-    assert answers == [(200, {"id": "slow-7"})] * 50
+    assert answers == [(200, item("slow-7"))] * 50
     assert upstream_stats(upstream)["paths"].count("/items/slow-7") == 1
 
 

@@ -6,7 +6,7 @@ tests, the benchmark and ``./dev demo``.
 prints its port once it listens. Items answer after LATENCY_MS (default 0); the item id picks
 any misbehaviour, so callers need no control channel:
 
-    ok-*, others  200 {"id": ...}       missing     404
+    ok-*, others  200 {"id", "name"}    missing     404
     boom        503 every time              flaky-*     503 once per id, then 200
     limited-*   429 Retry-After: 1 once     slow-*      200 after 0.3 s
     hang        never answers (until the process stops)
@@ -107,10 +107,15 @@ class Upstream:
             request.transport.abort()
             return web.Response()
         if item_id.startswith("nostore-"):
-            return web.json_response({"id": item_id}, headers={"Cache-Control": "no-store"})
+            return web.json_response(item(item_id), headers={"Cache-Control": "no-store"})
         if item_id.startswith("maxage1-"):
-            return web.json_response({"id": item_id}, headers={"Cache-Control": "max-age=1"})
-        return web.json_response({"id": item_id})
+            return web.json_response(item(item_id), headers={"Cache-Control": "max-age=1"})
+        return web.json_response(item(item_id))
+
+
+def item(item_id: str) -> dict[str, str]:
+    """An item of the Example API's shape."""
+    return {"id": item_id, "name": f"item {item_id}"}
 
 
 async def main(latency_ms: float) -> None:

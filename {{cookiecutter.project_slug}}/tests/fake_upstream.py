@@ -1,21 +1,33 @@
-"""A real HTTP server standing in for the upstream API, scripted per test.
+"""A real HTTP server standing in for the upstream API: the Example API, scripted per test.
+
+It follows json-server 0.17's conventions (``npx json-server@0.17 db.json`` behaves the same):
+``GET /items?<field>=<value>&_page=N&_limit=M`` (exact-match filters; a ``Link`` header with
+``rel="next"`` while there is more), ``GET /items/{id}``, ``POST /items`` (201, the id chosen
+here), ``PUT``/``PATCH /items/{id}`` (200), ``DELETE /items/{id}`` (200 ``{}``); 404 ``{}`` for
+an unknown id. Unlike json-server it honours ``Idempotency-Key`` on writes (a repeated key gets
+the first answer, nothing written twice) unless ``honours_keys`` is off.
 
 Faking the boundary with a server (not by mocking aiohttp) tests the client exactly as it
-runs in production: real sockets, real timeouts, real parsing.
+runs in production: real sockets, real timeouts, real parsing. Queued ``Reply``s (then
+``default``, when set) answer before the API does, to script faults.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer. ``hang`` never answers until the server shuts down."""
+    """One scripted answer. ``hang`` never answers until the server shuts down; ``reset`` reads
+    the request whole, then drops the connection without answering."""
 
     status: int = 200
     json: object = None
@@ -24,27 +36,44 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     chunked: bool = False  # stream the body without a Content-Length
+    reset: bool = False
+
+
+Item = dict[str, Any]
 
 
 class FakeUpstream:
-    """Serves ``GET /items/{item_id}``; queued replies first, then ``default``."""
+    """The Example API over ``items``; what every request carried is recorded."""
 
     def __init__(self) -> None:
         self.base_url = ""  # set once the server listens
-        self.default = Reply(json={"id": "default"})
-        self.requests: list[str] = []
+        self.items: dict[str, Item] = {}  # by the id's text: json-server matches ids as text
+        self.honours_keys = True
+        self.default: Reply | None = None  # answers every request not queued, when set
+        self.methods: list[str] = []
+        self.requests: list[str] = []  # the item id of each request ("" for the collection)
         self.queries: list[str] = []  # each request's query string, as sent on the wire
+        self.bodies: list[bytes] = []
+        self.idempotency_keys: list[str | None] = []
         self.request_ids: list[str | None] = []
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
         self.cookies: list[str | None] = []  # the Cookie header of each request
         self.accepts: list[str | None] = []  # the Accept header of each request
         self.arrival_times: list[float] = []  # the event loop's clock, one per request
         self.peers: set[object] = set()  # one per TCP connection the client opened
+        self._keyed: dict[str, tuple[int, bytes]] = {}  # each key's first answer
+        self._next_id = 1
         self._queued: deque[Reply] = deque()
         self._released = asyncio.Event()
         self.arrived = asyncio.Event()  # set once any request has come in
         self.app = web.Application()
-        self.app.router.add_get("/items/{item_id}", self._handle)
+        self.app.router.add_route("*", "/items", self._handle)
+        self.app.router.add_route("*", "/items/{item_id}", self._handle)
+
+    def add(self, *items: Item) -> None:
+        """Store ``items`` as they are (each with its ``id``)."""
+        for item in items:
+            self.items[str(item["id"])] = item
 
     def queue(self, *replies: Reply) -> None:
         """Answer the next requests with ``replies``, in order."""
@@ -55,8 +84,12 @@ class FakeUpstream:
         self._released.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(request.match_info["item_id"])
+        body = await request.read()
+        self.methods.append(request.method)
+        self.requests.append(request.match_info.get("item_id", ""))
         self.queries.append(request.raw_path.partition("?")[2])
+        self.bodies.append(body)
+        self.idempotency_keys.append(request.headers.get("Idempotency-Key"))
         self.arrival_times.append(asyncio.get_running_loop().time())
         self.request_ids.append(request.headers.get("X-Request-ID"))
         self.traceparents.append(request.headers.get("traceparent"))
@@ -65,8 +98,77 @@ class FakeUpstream:
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
         reply = self._queued.popleft() if self._queued else self.default
+        if reply is not None:
+            return await self._scripted(request, reply)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and self.honours_keys and key in self._keyed:
+            status, stored = self._keyed[key]  # the first answer again, nothing written
+            return web.Response(status=status, body=stored, content_type="application/json")
+        response = self._api(request, body)
+        if key is not None and self.honours_keys and request.method in {"POST", "PATCH"}:
+            assert isinstance(response.body, bytes)
+            self._keyed[key] = (response.status, response.body)
+        return response
+
+    def _api(self, request: web.Request, body: bytes) -> web.Response:
+        item_id = request.match_info.get("item_id")
+        if item_id is None:
+            if request.method == "GET":
+                return self._list(request)
+            if request.method == "POST":
+                return self._create(body)
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+        if item_id not in self.items:
+            return web.json_response({}, status=404)
+        if request.method == "GET":
+            return web.json_response(self.items[item_id])
+        if request.method in {"PUT", "PATCH"}:
+            fields = _object(body)
+            base = self.items[item_id] if request.method == "PATCH" else {}
+            self.items[item_id] = {**base, **fields, "id": self.items[item_id]["id"]}
+            return web.json_response(self.items[item_id])
+        if request.method == "DELETE":
+            del self.items[item_id]
+            return web.json_response({})
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "PUT", "PATCH", "DELETE"])
+
+    def _list(self, request: web.Request) -> web.Response:
+        query = request.query
+        found = [
+            item
+            for item in self.items.values()
+            if all(str(item.get(name)) == value for name, value in query.items() if name[0] != "_")
+        ]
+        if "_page" not in query:
+            return web.json_response(found)
+        page, limit = int(query["_page"]), int(query.get("_limit", "10"))
+        last = max(1, -(-len(found) // limit))
+        headers = {"X-Total-Count": str(len(found))}
+        links = {"first": 1, "prev": page - 1, "next": page + 1, "last": last}
+        # Built from the Host header the client sent, as json-server does.
+        url = URL(f"{request.scheme}://{request.host}{request.path_qs}")
+        headers["Link"] = ", ".join(
+            f'<{url.update_query(_page=number)}>; rel="{rel}"'
+            for rel, number in links.items()
+            if 1 <= number <= last and (rel != "next" or page < last)
+        )
+        return web.json_response(found[(page - 1) * limit : page * limit], headers=headers)
+
+    def _create(self, body: bytes) -> web.Response:
+        fields = _object(body)
+        while str(self._next_id) in self.items:
+            self._next_id += 1
+        item = {**fields, "id": fields.get("id", self._next_id)}
+        self.items[str(item["id"])] = item
+        return web.json_response(item, status=201)
+
+    async def _scripted(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.hang:
             await self._released.wait()
+        if reply.reset:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
         if reply.chunked:
             return await self._stream(request, reply)
         if reply.body is not None:
@@ -88,3 +190,14 @@ class FakeUpstream:
             await response.write(body[start : start + 1024])
         await response.write_eof()
         return response
+
+
+def _object(body: bytes) -> Item:
+    """A JSON object body, else a 400 like json-server's."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise web.HTTPBadRequest(text="invalid JSON") from None
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest(text="expected an object")
+    return value

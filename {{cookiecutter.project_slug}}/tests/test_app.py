@@ -15,13 +15,13 @@ from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.web.keys import UPSTREAM
 
-from .fake_upstream import FakeUpstream, Reply
+from .fake_upstream import FakeUpstream
 
 
 async def test_app_opens_a_client_at_startup_and_closes_it_at_cleanup(
     aiohttp_client: AiohttpClient, settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.queue(Reply(json={"id": "1"}))
+    fake_upstream.add({"id": 1, "name": "one"})
     app = create_app(replace(settings, upstream_base_url=fake_upstream.base_url))
     client = await aiohttp_client(app)
 

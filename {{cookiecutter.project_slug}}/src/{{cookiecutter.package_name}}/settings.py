@@ -179,6 +179,9 @@ class Settings:
     upstream_rate_limit: float = setting(
         0.0, _rate, "Most requests per second to the upstream, per process (0: no limit)"
     )
+    upstream_idempotency_keys: bool = setting(
+        False, _boolean, "The upstream honours Idempotency-Key: re-send POST and PATCH"
+    )
     upstream_max_response_bytes: int = setting(
         1024 * 1024, _integer(1, 1024**3), "Largest upstream body read"
     )

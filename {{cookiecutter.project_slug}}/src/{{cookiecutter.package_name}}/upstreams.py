@@ -43,6 +43,7 @@ def upstream_policy(settings: Settings) -> UpstreamPolicy:
         circuit_breaker_cooldown=settings.circuit_breaker_cooldown,
         coalesce=settings.upstream_coalesce,
         rate_limit=settings.upstream_rate_limit,
+        idempotency_keys=settings.upstream_idempotency_keys,
 {%- if cookiecutter.cache != "none" %}
         cache=lambda name: response_cache(settings, name),
 {%- endif %}

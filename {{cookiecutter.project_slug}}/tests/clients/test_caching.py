@@ -65,11 +65,11 @@ def test_time_to_live_follows_the_setting_and_the_upstreams_cache_control(
 async def test_answers_expire_after_their_time_to_live() -> None:
     clock = Clock()
     cache = MemoryCache(TTL, max_entries=10, clock=clock)
-    cache.store("a", {"id": "a"}, None)
-    cache.store("b", {"id": "b"}, "max-age=5")
+    cache.store("a", b'{"id":"a"}', None)
+    cache.store("b", b'{"id":"b"}', "max-age=5")
 
     clock.now += 6
-    assert await cache.lookup("a") == {"id": "a"}
+    assert await cache.lookup("a") == b'{"id":"a"}'
     assert await cache.lookup("b") is MISS
     clock.now += TTL
     assert await cache.lookup("a") is MISS
@@ -77,21 +77,24 @@ async def test_answers_expire_after_their_time_to_live() -> None:
 
 async def test_memory_is_bounded_and_the_least_recently_used_goes_first() -> None:
     cache = MemoryCache(TTL, max_entries=2)
-    cache.store("a", 1, None)
-    cache.store("b", 2, None)
-    assert await cache.lookup("a") == 1  # now "b" is the least recently used
+    cache.store("a", b"1", None)
+    cache.store("b", b"2", None)
+    assert await cache.lookup("a") == b"1"  # now "b" is the least recently used
 
-    cache.store("c", 3, None)
+    cache.store("c", b"3", None)
 
     assert len(cache) == 2
-    assert [await cache.lookup(key) for key in ("a", "b", "c")] == [1, MISS, 3]
+    assert [await cache.lookup(key) for key in ("a", "b", "c")] == [b"1", MISS, b"3"]
 
 
-async def test_a_cached_null_is_a_hit() -> None:
+async def test_a_written_key_is_forgotten() -> None:
     cache = MemoryCache(TTL, max_entries=2)
-    cache.store("nothing", None, None)
+    cache.store("a", b"1", None)
 
-    assert await cache.lookup("nothing") is None
+    await cache.forget("a")
+    await cache.forget("never stored")
+
+    assert await cache.lookup("a") is MISS
 {%- else %}
 
 
@@ -108,9 +111,9 @@ async def redis() -> AsyncIterator[FakeAsyncRedis]:
 
 async def test_answers_are_kept_in_redis_with_their_time_to_live(redis: FakeAsyncRedis) -> None:
     cache = RedisCache(redis, TTL, timeout=1.0, namespace="api")
-    cache.store("a", {"id": "a"}, None)
-    cache.store("b", {"id": "b"}, "max-age=5")
-    cache.store("c", {"id": "c"}, "no-store")
+    cache.store("a", b'{"id":"a"}', None)
+    cache.store("b", b'{"id":"b"}', "max-age=5")
+    cache.store("c", b'{"id":"c"}', "no-store")
     await cache.close()  # waits for the background writes
 
     prefix = f"{KEY_PREFIX}api:"
@@ -125,7 +128,7 @@ async def test_a_time_to_live_under_a_millisecond_is_still_a_valid_expiry(
     cache = RedisCache(redis, ttl=0.0004, timeout=1.0, namespace="api")
 
     with caplog.at_level(logging.WARNING):
-        cache.store("brief", 1, None)
+        cache.store("brief", b"1", None)
         await cache.close()
 
     assert caplog.records == []  # Redis refuses PX 0: that would be a failure and a pause
@@ -134,15 +137,24 @@ async def test_a_time_to_live_under_a_millisecond_is_still_a_valid_expiry(
 async def test_lookups_read_what_any_process_wrote(redis: FakeAsyncRedis) -> None:
     writer = RedisCache(redis, TTL, timeout=1.0, namespace="api")
     reader = RedisCache(redis, TTL, timeout=1.0, namespace="api")
-    writer.store("a", {"id": "a"}, None)
-    writer.store("nothing", None, None)
+    writer.store("a", b'{"id":"a"}', None)
+    writer.store("nothing", b"null", None)
     await writer.close()
 
-    assert await reader.lookup("a") == {"id": "a"}
-    assert await reader.lookup("nothing") is None  # a cached JSON null is a hit
+    assert await reader.lookup("a") == b'{"id":"a"}'
+    assert await reader.lookup("nothing") == b"null"
     assert await reader.lookup("b") is MISS
-    await redis.set(f"{KEY_PREFIX}api:garbage", b"{not json")
-    assert await reader.lookup("garbage") is MISS
+
+
+async def test_a_write_makes_every_process_forget_the_key(redis: FakeAsyncRedis) -> None:
+    writer = RedisCache(redis, TTL, timeout=1.0, namespace="api")
+    other = RedisCache(redis, TTL, timeout=1.0, namespace="api")
+    writer.store("a", b'{"id":"a"}', None)
+    await writer.close()
+
+    await other.forget("a")
+
+    assert await writer.lookup("a") is MISS
 
 
 class FailingRedis:
@@ -171,7 +183,7 @@ async def test_a_failing_redis_is_a_miss_with_one_warning_and_a_pause(
 
     with caplog.at_level(logging.WARNING):
         lookups = [await cache.lookup("a") for _ in range(20)]
-        cache.store("a", 1, None)
+        cache.store("a", b"1", None)
         clock.now += 2  # the pause is over: Redis is tried again, and fails again
         lookups.append(await cache.lookup("a"))
     await cache.close()
@@ -211,11 +223,11 @@ async def test_a_second_read_is_answered_from_the_cache(
     api, observer = cached_client
     fake_upstream.default = Reply(json={"id": "7"})
 
-    first = await api.get_item("7")
+    first = await api.get_json("items", "7")
 {%- if cookiecutter.cache == "redis" %}
     await settle_writes()
 {%- endif %}
-    second = await api.get_item("7")
+    second = await api.get_json("items", "7")
 
     assert first == second == {"id": "7"}
     assert fake_upstream.requests == ["7"]
@@ -228,19 +240,21 @@ async def test_no_store_and_errors_are_never_cached(
     fake_upstream: FakeUpstream,
 ) -> None:
     api, _ = cached_client
+    fake_upstream.add({"id": "1", "name": "one"})
     fake_upstream.queue(
         Reply(json={"id": "1"}, headers={"Cache-Control": "no-store"}),
         Reply(status=404, json={"detail": "gone"}),
     )
 
-    assert await api.get_item("1") == {"id": "1"}
+    assert await api.get_json("items", "1") == {"id": "1"}
     with pytest.raises(UpstreamNotFoundError):
-        await api.get_item("2")
+        await api.get_json("items", "2")
 {%- if cookiecutter.cache == "redis" %}
     await settle_writes()
 {%- endif %}
-    await api.get_item("1")
-    await api.get_item("2")
+    await api.get_json("items", "1")
+    with pytest.raises(UpstreamNotFoundError):
+        await api.get_json("items", "2")
 
     assert fake_upstream.requests == ["1", "2", "1", "2"]
 {%- if cookiecutter.cache == "redis" %}

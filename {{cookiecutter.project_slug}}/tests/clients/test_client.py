@@ -24,13 +24,20 @@ from {{ cookiecutter.package_name }}.upstreams import open_{{ cookiecutter.__ups
 from ..fake_upstream import FakeUpstream, Reply
 
 
+@pytest.fixture(autouse=True)
+def scripted(fake_upstream: FakeUpstream) -> None:
+    """These tests are about the core's mechanics: every answer they do not queue is this one.
+    The Example API itself is exercised in ``test_{{ cookiecutter.__upstream_module }}.py``."""
+    fake_upstream.default = Reply(json={"id": "default"})
+
+
 async def test_get_item_returns_the_upstream_json(
     fake_upstream: FakeUpstream,
     upstream_client: {{ cookiecutter.__upstream_class }},
 ) -> None:
     fake_upstream.queue(Reply(json={"id": "42", "name": "answer"}))
 
-    item = await upstream_client.get_item("42")
+    item = await upstream_client.get_json("items", "42")
 
     assert item == {"id": "42", "name": "answer"}
     assert fake_upstream.requests == ["42"]
@@ -43,7 +50,7 @@ async def test_404_raises_not_found_without_retrying(
     fake_upstream.queue(Reply(status=404, json={"detail": "nope"}))
 
     with pytest.raises(UpstreamNotFoundError):
-        await upstream_client.get_item("missing")
+        await upstream_client.get_json("items", "missing")
     assert fake_upstream.requests == ["missing"]
 
 
@@ -55,7 +62,7 @@ async def test_a_redirect_is_never_followed_and_is_a_502(
     fake_upstream.queue(Reply(status=302, headers={"Location": elsewhere}))
 
     with pytest.raises(UpstreamUnavailableError, match="upstream answered 302"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
     assert fake_upstream.requests == ["1"]  # the Location was never asked for
 
 
@@ -65,7 +72,7 @@ async def test_server_error_is_retried_then_succeeds(
 ) -> None:
     fake_upstream.queue(Reply(status=503), Reply(status=502), Reply(json={"id": "1"}))
 
-    assert await upstream_client.get_item("1") == {"id": "1"}
+    assert await upstream_client.get_json("items", "1") == {"id": "1"}
     assert len(fake_upstream.requests) == 3
 
 
@@ -76,7 +83,7 @@ async def test_server_error_after_all_retries_raises_unavailable(
     fake_upstream.default = Reply(status=503)
 
     with pytest.raises(UpstreamUnavailableError, match="503"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
     assert len(fake_upstream.requests) == 3  # the first attempt and upstream_retries=2
 
 
@@ -87,7 +94,7 @@ async def test_non_transient_server_error_is_not_retried(
     fake_upstream.default = Reply(status=500)
 
     with pytest.raises(UpstreamUnavailableError, match="500"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
     assert len(fake_upstream.requests) == 1
 
 
@@ -97,7 +104,7 @@ async def test_rate_limited_answer_is_retried(
 ) -> None:
     fake_upstream.queue(Reply(status=429, headers={"Retry-After": "0"}), Reply(json=[1, 2]))
 
-    assert await upstream_client.get_item("1") == [1, 2]
+    assert await upstream_client.get_json("items", "1") == [1, 2]
     assert len(fake_upstream.requests) == 2
 
 
@@ -108,7 +115,7 @@ async def test_invalid_json_raises_unavailable(
     fake_upstream.queue(Reply(body=b"{not json"))
 
     with pytest.raises(UpstreamUnavailableError, match="invalid JSON"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
 
 
 async def test_non_json_content_type_raises_unavailable(
@@ -118,7 +125,7 @@ async def test_non_json_content_type_raises_unavailable(
     fake_upstream.queue(Reply(body=b"<html>proxy error</html>", content_type="text/html"))
 
     with pytest.raises(UpstreamUnavailableError, match="content type"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
 
 
 async def test_oversized_body_raises_unavailable(
@@ -130,7 +137,7 @@ async def test_oversized_body_raises_unavailable(
 
     async with open_{{ cookiecutter.__upstream_module }}(small) as api:
         with pytest.raises(UpstreamUnavailableError, match="too large"):
-            await api.get_item("1")
+            await api.get_json("items", "1")
 
 
 async def test_hanging_upstream_raises_timeout(
@@ -142,7 +149,7 @@ async def test_hanging_upstream_raises_timeout(
 
     async with open_{{ cookiecutter.__upstream_module }}(impatient) as api:
         with pytest.raises(UpstreamTimeoutError):
-            await api.get_item("1")
+            await api.get_json("items", "1")
 
 
 async def test_connection_refused_raises_unavailable(settings: Settings) -> None:
@@ -153,14 +160,14 @@ async def test_connection_refused_raises_unavailable(settings: Settings) -> None
 
     async with open_{{ cookiecutter.__upstream_module }}(nowhere) as api:
         with pytest.raises(UpstreamUnavailableError, match="connect"):
-            await api.get_item("1")
+            await api.get_json("items", "1")
 
 
 async def test_item_id_is_sent_as_one_path_segment(
     fake_upstream: FakeUpstream,
     upstream_client: {{ cookiecutter.__upstream_class }},
 ) -> None:
-    await upstream_client.get_item("a.b~c-d_e")
+    await upstream_client.get_json("items", "a.b~c-d_e")
 
     assert fake_upstream.requests == ["a.b~c-d_e"]
 
@@ -171,7 +178,7 @@ async def test_current_request_id_is_sent_upstream(
 ) -> None:
     token = request_ids.current.set("req-123")
     try:
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
     finally:
         request_ids.current.reset(token)
 
@@ -182,8 +189,8 @@ async def test_every_call_asks_for_json(
     fake_upstream: FakeUpstream,
     upstream_client: {{ cookiecutter.__upstream_class }},
 ) -> None:
-    await upstream_client.get_item("1")
-    await upstream_client.get_item("2")
+    await upstream_client.get_json("items", "1")
+    await upstream_client.get_json("items", "2")
 
     assert fake_upstream.accepts == ["application/json", "application/json"]
 
@@ -200,8 +207,8 @@ async def test_cookies_the_upstream_sets_are_not_sent_with_later_calls(
     fake_upstream.queue(Reply(json={"id": "1"}, headers={"Set-Cookie": "session=first; Path=/"}))
 
     async with open_{{ cookiecutter.__upstream_module }}(named) as api:
-        await api.get_item("1")
-        await api.get_item("2")
+        await api.get_json("items", "1")
+        await api.get_json("items", "2")
 
     assert fake_upstream.cookies == [None, None]
 
@@ -213,7 +220,7 @@ async def test_retry_after_beyond_the_time_budget_gives_up_at_once(
     fake_upstream.default = Reply(status=503, headers={"Retry-After": "3600"})
 
     with pytest.raises(UpstreamUnavailableError, match="503"):
-        await upstream_client.get_item("1")
+        await upstream_client.get_json("items", "1")
     assert len(fake_upstream.requests) == 1
 
 
@@ -227,9 +234,9 @@ async def test_open_circuit_fails_fast_without_calling_the_upstream(
     async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
         for _ in range(2):
             with pytest.raises(UpstreamUnavailableError):
-                await api.get_item("1")
+                await api.get_json("items", "1")
         with pytest.raises(UpstreamCircuitOpenError):
-            await api.get_item("1")
+            await api.get_json("items", "1")
     assert len(fake_upstream.requests) == 2
 
 
@@ -239,7 +246,7 @@ async def test_chunked_body_is_read_whole(
 ) -> None:
     fake_upstream.queue(Reply(body=b'{"blob": "' + b"y" * 5000 + b'"}', chunked=True))
 
-    assert await upstream_client.get_item("1") == {"blob": "y" * 5000}
+    assert await upstream_client.get_json("items", "1") == {"blob": "y" * 5000}
 
 
 async def test_chunked_body_over_the_cap_raises_unavailable(
@@ -251,7 +258,7 @@ async def test_chunked_body_over_the_cap_raises_unavailable(
 
     async with open_{{ cookiecutter.__upstream_module }}(small) as api:
         with pytest.raises(UpstreamUnavailableError, match="too large"):
-            await api.get_item("1")
+            await api.get_json("items", "1")
 
 
 async def test_retry_after_as_a_past_http_date_retries_at_once(
@@ -261,7 +268,7 @@ async def test_retry_after_as_a_past_http_date_retries_at_once(
     past = "Wed, 21 Oct 2015 07:28:00 GMT"
     fake_upstream.queue(Reply(status=503, headers={"Retry-After": past}), Reply(json={"ok": 1}))
 
-    assert await upstream_client.get_item("1") == {"ok": 1}
+    assert await upstream_client.get_json("items", "1") == {"ok": 1}
     assert len(fake_upstream.requests) == 2
 
 
@@ -274,12 +281,12 @@ async def test_not_found_counts_as_a_healthy_upstream_for_the_circuit(
 
     async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
         with pytest.raises(UpstreamUnavailableError):
-            await api.get_item("1")
+            await api.get_json("items", "1")
         with pytest.raises(UpstreamNotFoundError):
-            await api.get_item("2")
+            await api.get_json("items", "2")
         with pytest.raises(UpstreamUnavailableError):
-            await api.get_item("3")
-        assert await api.get_item("4") == {"id": "default"}
+            await api.get_json("items", "3")
+        assert await api.get_json("items", "4") == {"id": "default"}
 
 
 async def test_a_cancelled_call_does_not_open_the_circuit(
@@ -290,13 +297,13 @@ async def test_a_cancelled_call_does_not_open_the_circuit(
     guarded = replace(upstream_settings, circuit_breaker_threshold=1)
 
     async with open_{{ cookiecutter.__upstream_module }}(guarded) as api:
-        call = asyncio.create_task(api.get_item("1"))
+        call = asyncio.create_task(api.get_json("items", "1"))
         await fake_upstream.arrived.wait()
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
 
-        assert await api.get_item("2") == {"id": "default"}
+        assert await api.get_json("items", "2") == {"id": "default"}
 
 
 async def test_connections_are_reused_after_successes_and_errors(
@@ -307,7 +314,7 @@ async def test_connections_are_reused_after_successes_and_errors(
 
     for item_id in ["a", "b", "c", "d", "e"]:
         with contextlib.suppress(UpstreamNotFoundError, UpstreamUnavailableError):
-            await upstream_client.get_item(item_id)
+            await upstream_client.get_json("items", item_id)
 
     assert len(fake_upstream.requests) == 5
     assert len(fake_upstream.peers) == 1
@@ -325,7 +332,7 @@ async def test_concurrent_reads_of_one_item_share_one_upstream_request(
     shared = replace(upstream_settings, upstream_coalesce=coalesce)
 
     async with open_{{ cookiecutter.__upstream_module }}(shared) as api:
-        readers = [asyncio.create_task(api.get_item("7")) for _ in range(50)]
+        readers = [asyncio.create_task(api.get_json("items", "7")) for _ in range(50)]
         await fake_upstream.arrived.wait()  # all 50 have asked by now (tasks start in order)
         fake_upstream.release()
         answers = await asyncio.gather(*readers)
@@ -383,7 +390,7 @@ async def test_the_rate_limit_lets_a_burst_through_then_spaces_attempts(
     limited = replace(upstream_settings, upstream_rate_limit=5.0)
 
     async with open_{{ cookiecutter.__upstream_module }}(limited) as api:
-        await asyncio.gather(*(api.get_item(str(n)) for n in range(10)))
+        await asyncio.gather(*(api.get_json("items", str(n)) for n in range(10)))
 
     times = sorted(fake_upstream.arrival_times)
     assert len(times) == 10
@@ -401,7 +408,9 @@ async def test_a_call_with_no_turn_within_its_budget_is_a_timeout_and_never_sent
     )
 
     async with open_{{ cookiecutter.__upstream_module }}(tight) as api:
-        results = await asyncio.gather(api.get_item("1"), api.get_item("2"), return_exceptions=True)
+        results = await asyncio.gather(
+            api.get_json("items", "1"), api.get_json("items", "2"), return_exceptions=True
+        )
 
     # Which call gets the one turn is not fixed (with a cache, each first awaits its lookup).
     answered = [result for result in results if not isinstance(result, BaseException)]

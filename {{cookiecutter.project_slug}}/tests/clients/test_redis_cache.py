@@ -46,10 +46,10 @@ async def test_an_answer_written_by_one_process_is_read_by_another(
 ) -> None:
     writer = RedisCache.open(redis_url, ttl=30.0, timeout=1.0, namespace=namespace)
     reader = RedisCache.open(redis_url, ttl=30.0, timeout=1.0, namespace=namespace)
-    writer.store("/items/7", {"id": "7"}, None)
-    writer.store("/items/8", {"id": "8"}, "no-store")
+    writer.store("/items/7", b'{"id":"7"}', None)
+    writer.store("/items/8", b'{"id":"8"}', "no-store")
     await writer.close()  # waits for the writes
 
-    assert await reader.lookup("/items/7") == {"id": "7"}
+    assert await reader.lookup("/items/7") == b'{"id":"7"}'
     assert await reader.lookup("/items/8") is MISS
     await reader.close()

@@ -151,7 +151,7 @@ async def test_redirects_pass_through_and_are_counted_with_their_status(
 async def test_upstream_attempts_retries_and_circuit_are_counted(
     aiohttp_client: AiohttpClient, upstream_settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.queue(Reply(status=503), Reply(json={"id": "1"}), Reply(status=404))
+    fake_upstream.queue(Reply(status=503), Reply(json={"id": 1, "name": "one"}), Reply(status=404))
     guarded = replace(upstream_settings, circuit_breaker_threshold=5)
     client = await aiohttp_client(create_app(guarded))  # its own client, on the fake upstream
 

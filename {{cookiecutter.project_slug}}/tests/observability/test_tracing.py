@@ -94,6 +94,7 @@ async def test_upstream_attempt_is_a_client_span_whose_context_goes_upstream(
     provider: TracerProvider,
     exported: InMemorySpanExporter,
 ) -> None:
+    fake_upstream.add({"id": 1, "name": "one"})
     client = await aiohttp_client(create_app(upstream_settings, tracer_provider=provider))
 
     assert (await client.get("/api/items/1")).status == 200
@@ -102,6 +103,8 @@ async def test_upstream_attempt_is_a_client_span_whose_context_goes_upstream(
     server, upstream_call = spans[SpanKind.SERVER], spans[SpanKind.CLIENT]
     assert upstream_call.parent is not None
     assert format(upstream_call.parent.span_id, "016x") == hex_ids(server)[1]
+    assert upstream_call.attributes is not None
+    assert upstream_call.attributes["url.full"] == f"{fake_upstream.base_url}/items/1"
     trace_id, span_id = hex_ids(upstream_call)
     (sent,) = fake_upstream.traceparents
     assert sent is not None

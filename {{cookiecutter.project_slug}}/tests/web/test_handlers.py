@@ -137,7 +137,7 @@ async def test_batch_returns_results_in_order_with_inline_errors(
         "results": [
             {"id": "1", "item": {"id": "1"}},
             {"id": "2", "error": "not found upstream", "status": 404},
-            {"id": "3", "item": {"id": "3"}},
+            {"id": 3, "item": {"id": "3"}},  # each id of the JSON type it was sent as
         ]
     }
 

@@ -34,7 +34,6 @@ from redis.utils import get_lib_version
 from cachetools import TLRUCache
 {%- endif %}
 
-from ..common.jsonlib import JSONValue{% if cookiecutter.cache == "redis" %}, dumps, loads{% endif %}
 from .core import MISS, Miss
 {%- if cookiecutter.cache == "redis" %}
 
@@ -75,28 +74,32 @@ def time_to_live(cache_control: str | None, default: float) -> float:
 
 
 class MemoryCache:
-    """A bounded LRU of answers in this process, each expiring after its own time to live."""
+    """A bounded LRU of answers (raw bodies) in this process, each expiring after its own time
+    to live."""
 
     def __init__(
         self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._ttl = ttl
         # Values are (answer, seconds to live); cachetools drops each when its time is up.
-        self._entries: TLRUCache[str, tuple[JSONValue, float]] = TLRUCache(
+        self._entries: TLRUCache[str, tuple[bytes, float]] = TLRUCache(
             maxsize=max_entries, ttu=lambda _key, value, now: now + value[1], timer=clock
         )
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def lookup(self, key: str) -> JSONValue | Miss:
+    async def lookup(self, key: str) -> bytes | Miss:
         entry = self._entries.get(key)
         return MISS if entry is None else entry[0]
 
-    def store(self, key: str, value: JSONValue, cache_control: str | None) -> None:
+    def store(self, key: str, body: bytes, cache_control: str | None) -> None:
         ttl = time_to_live(cache_control, self._ttl)
         if ttl > 0:
-            self._entries[key] = (value, ttl)
+            self._entries[key] = (body, ttl)
+
+    async def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
 
     async def close(self) -> None:
         self._entries.clear()
@@ -104,7 +107,7 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Answers in Redis as JSON, each with its time to live; failures are misses."""
+    """Answers (raw bodies) in Redis, each with its time to live; failures are misses."""
 
     def __init__(
         self,
@@ -134,25 +137,24 @@ class RedisCache:
         )
         return cls(redis, ttl, timeout, namespace)
 
-    async def lookup(self, key: str) -> JSONValue | Miss:
+    async def lookup(self, key: str) -> bytes | Miss:
         raw = await self._call(self._redis.get, self._prefix + key)
-        if raw is None:
-            return MISS
-        try:
-            return loads(raw)
-        except ValueError:  # not written by this service: ignore it
-            return MISS
+        return raw if isinstance(raw, bytes) else MISS
 
-    def store(self, key: str, value: JSONValue, cache_control: str | None) -> None:
+    def store(self, key: str, body: bytes, cache_control: str | None) -> None:
         """Write in the background: the answer does not wait for Redis."""
         ttl = time_to_live(cache_control, self._ttl)
         if ttl <= 0 or self._clock() < self._paused_until:
             return
         milliseconds = max(1, int(ttl * 1000))  # Redis refuses an expiry of 0
-        write = self._call(self._redis.set, self._prefix + key, dumps(value), px=milliseconds)
+        write = self._call(self._redis.set, self._prefix + key, body, px=milliseconds)
         task: asyncio.Task[None] = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def forget(self, key: str) -> None:
+        """Delete the key for every process; when Redis fails, its time to live still ends it."""
+        await self._call(self._redis.delete, self._prefix + key)
 
     async def close(self) -> None:
         """Let pending writes finish (each is bounded by the timeout), then disconnect."""

@@ -1,21 +1,25 @@
 """What every upstream client shares: one pooled session, a time budget, retries, the circuit
-breaker, a size cap and typed errors. Per-upstream modules only name paths and shape answers.
+breaker, a size cap, typed answers and typed errors. Per-upstream modules only name paths and
+declare the models they read and write.
 
 A call passes one layer per concern, top to bottom::
 
-    get_json        builds the URL (query parameters sorted by name); answers from the
+    get, get_json   builds the URL (query parameters sorted by name); answers from the
                     cache, if any and fresh; concurrent calls for one URL share one
-                    (coalescing)
+                    (coalescing). Reads only: writes (post, put, patch, delete) and
+                    ``request`` skip both, and a write makes the cache forget its URL
     _guarded        the circuit breaker (only when enabled)
-    _with_retries   the time budget; backoff with full jitter or the server's Retry-After
+    _with_retries   the time budget; backoff with full jitter or the server's Retry-After;
+                    a write is re-sent only when that cannot duplicate it (see ``_Call``)
     _limited        waits for the upstream's rate limit, within the budget (only with one)
     _observed       what an observer (metrics) sees of each attempt (only with one)
     _traced         a span per attempt, its context sent along (only with tracing)
     _attempt        one request, never following a redirect: headers, status, content
-                    type, size cap, JSON; a 200 is offered to the cache with its Cache-Control
+                    type, size cap; the raw body, validated into a model by the caller
 
-Callers get plain JSON data or an ``UpstreamError``; nothing of aiohttp's client API leaks out.
-This module knows nothing of handlers or the application.
+Callers get pydantic models, plain JSON data or an ``Answer`` (status, headers, model), else an
+``UpstreamError``; nothing of aiohttp's client API leaks out. This module knows nothing of
+handlers or the application.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,20 +36,24 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import Any, ClassVar, Final, Generic, Literal, Protocol, Self, TypeVar
+from urllib.parse import urlencode
+from uuid import uuid4
 
 import aiohttp
 from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
 from ..common import request_ids
 from ..common.errors import (
     UpstreamError,
     UpstreamNotFoundError,
+    UpstreamSchemaError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..common.jsonlib import JSONValue, loads
+from ..common.jsonlib import JSONValue, dumps, loads
 from .circuit_breaker import CircuitBreaker
 from .coalescing import Coalescer
 
@@ -54,19 +62,38 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 MAX_DRAINED_BYTES = 64 * 1024
+MAX_PAGES = 100  # a listing longer than this is refused rather than followed forever
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+# Headers the core sets itself; a caller's extra headers may not replace them.
+OWNED_HEADERS = frozenset(
+    {
+        request_ids.HEADER.lower(),
+        IDEMPOTENCY_KEY_HEADER.lower(),
+        "authorization",
+        "content-type",
+        "traceparent",
+        "tracestate",
+    }
+)
+# Idempotent by HTTP's definition: sending one twice leaves the upstream as sending it once.
+SAFE_TO_RESEND = frozenset({"GET", "PUT", "DELETE"})
+# Failures that prove a request never left: no connection could be opened.
+NEVER_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Outcome = Literal["ok", "not_found", "error", "timeout"]
 # Query parameters: a list value repeats its key (``?tag=a&tag=b``), in the list's order.
 QueryValue = str | int | float
 Query = Mapping[str, QueryValue | Sequence[QueryValue]]
 CanonicalQuery = tuple[tuple[str, str], ...]
-Send = Callable[[URL, aiohttp.ClientTimeout], Awaitable[JSONValue]]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class Miss(Enum):
-    """What a cache lookup gives when it has no fresh answer (``None`` is a JSON value)."""
+    """What a cache lookup gives when it has no fresh answer."""
 
     MISS = "miss"
 
@@ -75,15 +102,20 @@ MISS = Miss.MISS
 
 
 class ResponseCache(Protocol):
-    """Caching's seam: asked before a call, offered every 200 answer (see ``caching.py``).
+    """Caching's seam: asked before a read, offered every 200 answer's raw body, told to forget
+    a URL that was written to (see ``caching.py``). It keeps bytes, not models: a hit is
+    validated once, from bytes, like an answer off the wire.
 
-    Neither method may raise: a cache that fails is a cache that misses.
+    No method may raise: a cache that fails is a cache that misses.
     """
 
-    async def lookup(self, key: str) -> JSONValue | Miss: ...
+    async def lookup(self, key: str) -> bytes | Miss: ...
 
-    def store(self, key: str, value: JSONValue, cache_control: str | None) -> None:
-        """Keep ``value`` as long as the settings and the upstream's Cache-Control allow."""
+    def store(self, key: str, body: bytes, cache_control: str | None) -> None:
+        """Keep ``body`` as long as the settings and the upstream's Cache-Control allow."""
+
+    async def forget(self, key: str) -> None:
+        """Drop ``key``: the resource behind it was written to."""
 
     async def close(self) -> None: ...
 
@@ -107,6 +139,18 @@ class UpstreamPolicy:
     coalesce: bool = True  # concurrent calls for the same URL share one request
     rate_limit: float = 0.0  # attempts per second, per process (burst: as many); 0: no limit
     cache: OpenCache | None = None  # where 200 answers are kept; None: nowhere
+    # Whether the upstream documents that it honours Idempotency-Key: only then is a POST or
+    # PATCH that may have reached it sent again.
+    idempotency_keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """An upstream's answer whole, for callers that need more than the body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: T
 
 
 class UpstreamObserver(Protocol):
@@ -122,9 +166,10 @@ class UpstreamObserver(Protocol):
     def cache_used(self, upstream: str, hit: bool) -> None: ...
 
 
-# Tracing's seam: wraps each attempt to an upstream (its name, the URL); yields the headers that
-# carry the trace context to it, and sees the attempt's exception, if any.
-TraceAttempt = Callable[[str, URL], AbstractContextManager[Mapping[str, str]]]
+# Tracing's seam: wraps each attempt to an upstream (its name, the method, the URL without its
+# query); yields the headers that carry the trace context to it, and sees the attempt's
+# exception, if any.
+TraceAttempt = Callable[[str, str, URL], AbstractContextManager[Mapping[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +183,48 @@ class Instruments:
 NO_INSTRUMENTS = Instruments()
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call as every attempt sends it: the same body, headers and idempotency key.
+
+    ``resendable``: whether an attempt that may have reached the upstream can be sent again.
+    True for GET, PUT and DELETE, and for a POST or PATCH with an idempotency key to an
+    upstream declared to honour them. Any call is re-sent when no connection could be opened.
+    (aiohttp itself re-sends an idempotent request once when a pooled keep-alive connection
+    turns out to be dead, before any of this sees it.)
+    """
+
+    method: str
+    url: URL
+    timeout: float
+    retries: int
+    resendable: bool = True
+    body: bytes | None = None
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What one attempt got: status, headers, the raw body and the ``rel="next"`` link."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    next_url: URL | None = None
+
+
+_GONE = _Reply(404, NO_HEADERS, b"")  # a re-sent DELETE found nothing: the first one did it
+Send = Callable[[_Call, aiohttp.ClientTimeout], Awaitable[_Reply]]
+
+
 class _RetryableStatusError(Exception):
     """An answer worth another attempt; never leaves this module."""
 
-    def __init__(self, status: int, retry_after: float | None) -> None:
+    def __init__(self, status: int, retry_after: float | None, upstream_id: str | None) -> None:
         super().__init__(status)
         self.status = status
         self.retry_after = retry_after
+        self.upstream_request_id = upstream_id
 
 
 # Transient failures: another attempt may succeed.
@@ -154,10 +234,9 @@ _TRANSIENT = (_RetryableStatusError, aiohttp.ClientConnectionError, TimeoutError
 class UpstreamClient:
     """Calls one upstream API at ``base_url`` through one shared ``ClientSession``.
 
-    Retries cover idempotent GETs only, and the whole call, retries included, fits in
-    ``policy.timeout``. The retry loop is written out rather than delegated to a library: it
-    is a dozen lines with one path, and the common case (first attempt succeeds) allocates
-    nothing for it.
+    The whole call, retries included, fits in ``policy.timeout`` (or the call's ``time_budget``).
+    The retry loop is written out rather than delegated to a library: it is a dozen lines with
+    one path, and the common case (first attempt succeeds) allocates nothing for it.
     """
 
     name: ClassVar[str] = "upstream"  # labels what an observer records
@@ -181,7 +260,11 @@ class UpstreamClient:
         self._cache = cache
         self._observer = observer
         self._jitter = jitter
-        self._coalescer: Coalescer[JSONValue] | None = Coalescer() if policy.coalesce else None
+        self._first_budget = session.timeout
+        # Counts writes started and ended: a read that saw it change while in flight may hold
+        # a pre-write answer, so it is neither cached nor shared with reads that start later.
+        self._writes = 0
+        self._coalescer: Coalescer[Any] | None = Coalescer() if policy.coalesce else None
         # Without an observer or a tracer, attempts skip their layers: nothing is paid for them.
         attempt: Send = self._attempt
         if trace_attempt is not None:
@@ -192,7 +275,7 @@ class UpstreamClient:
             attempt = partial(self._limited, AsyncLimiter(policy.rate_limit, 1.0), attempt)
         self._send = attempt
         # A layer is only passed when in use: each one costs every await of every call.
-        self._call: Callable[[URL], Coroutine[Any, Any, JSONValue]] = self._with_retries
+        self._call: Callable[[_Call], Coroutine[Any, Any, _Reply]] = self._with_retries
         if breaker is not None:
             self._call = partial(self._guarded, breaker)
 
@@ -257,34 +340,215 @@ class UpstreamClient:
     ) -> None:
         await self.close()
 
-    async def get_json(self, *segments: str, params: Query | None = None) -> JSONValue:
-        """``GET {base_url}/{segments...}?{params}`` as JSON data. Segments and parameters are
+    # Reads: cached and coalesced.
+
+    async def get(
+        self,
+        model: type[T],
+        *segments: str,
+        params: Query | None = None,
+        time_budget: float | None = None,
+        retries: int | None = None,
+    ) -> T:
+        """``GET {base_url}/{segments...}?{params}``, validated as ``model`` (a pydantic model,
+        or any type pydantic validates, such as ``list[Item]``). Segments and parameters are
         percent-encoded; a ``/`` in a segment would split it, so callers pass validated ids.
         Parameters are sent sorted by name, so the same ones in another order are the same call
-        for coalescing and the cache.
+        for coalescing and the cache. ``time_budget`` (seconds, retries included) and
+        ``retries`` replace the policy's.
 
-        Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError, or
-        UpstreamCircuitOpenError while the circuit breaker (if enabled) is open.
+        Raises UpstreamNotFoundError, UpstreamUnavailableError, UpstreamTimeoutError,
+        UpstreamSchemaError (the answer is not a ``model``), or UpstreamCircuitOpenError while
+        the circuit breaker (if enabled) is open.
         """
+        return await self._read(_adapter(model), segments, params, time_budget, retries)
+
+    async def get_json(self, *segments: str, params: Query | None = None) -> JSONValue:
+        """Like ``get``, as untyped JSON data, for callers that want no model."""
+        return await self._read(_JSON, segments, params, None, None)
+
+    async def _read(
+        self,
+        decoder: Decoder[T],
+        segments: tuple[str, ...],
+        params: Query | None,
+        time_budget: float | None,
+        retries: int | None,
+    ) -> T:
         url = self._base_url.joinpath(*segments)
-        key: tuple[str, ...] | tuple[tuple[str, ...], CanonicalQuery] = segments
+        key: tuple[object, ...] = (decoder, self._writes, segments)
         if params:
             query = canonical_query(params)
-            url, key = url.with_query(query), (segments, query)
+            url, key = url.with_query(query), (*key, query)
         if self._cache is not None:
             cached = await self._cache.lookup(str(url))
             if self._observer is not None:
                 self._observer.cache_used(self.name, hit=cached is not MISS)
             if cached is not MISS:
-                return cached
+                return decoder.decode(cached)
+        call = self._read_call(url, time_budget, retries)
         if self._coalescer is None:
-            return await self._call(url)
-        return await self._coalescer.run(key, partial(self._call, url))
+            return await self._fetch(decoder, call)
+        shared: T = await self._coalescer.run(key, partial(self._fetch, decoder, call))
+        return shared
 
-    async def _guarded(self, breaker: CircuitBreaker, url: URL) -> JSONValue:
+    def _read_call(self, url: URL, time_budget: float | None, retries: int | None) -> _Call:
+        policy = self._policy
+        return _Call(
+            "GET",
+            url,
+            policy.timeout if time_budget is None else time_budget,
+            policy.retries if retries is None else retries,
+        )
+
+    async def _fetch(self, decoder: Decoder[T], call: _Call) -> T:
+        writes = self._writes
+        reply = await self._call(call)
+        value = decoder.decode(reply.body)
+        if self._cache is not None and reply.status == 200 and writes == self._writes:
+            self._cache.store(str(call.url), reply.body, reply.headers.get("Cache-Control"))
+        return value
+
+    async def pages(
+        self,
+        page: type[list[T]],
+        *segments: str,
+        params: Query | None = None,
+        max_pages: int = MAX_PAGES,
+        time_budget: float | None = None,
+    ) -> AsyncIterator[list[T]]:
+        """Each page of a listing, validated as ``page`` (``list[Item]``), following the
+        upstream's ``Link: <...>; rel="next"`` (RFC 8288; relative targets resolved) until there
+        is none. The whole listing fits in ``time_budget`` (the policy's, by default); a listing of
+        more than ``max_pages`` pages, or a next page on another origin than ``base_url`` (an
+        upstream must not send this service elsewhere), is an UpstreamUnavailableError. Pages
+        are neither cached nor coalesced.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._policy.timeout if time_budget is None else time_budget)
+        decoder = _adapter(page)
+        url = self._base_url.joinpath(*segments)
+        if params:
+            url = url.with_query(canonical_query(params))
+        for _ in range(max_pages):
+            left = deadline - loop.time()
+            if left <= 0:
+                raise UpstreamTimeoutError("the listing did not finish within its time budget")
+            reply = await self._call(self._read_call(url, left, None))
+            yield decoder.decode(reply.body)
+            if reply.next_url is None:
+                return
+            if _origin(reply.next_url) != _origin(self._base_url):
+                raise UpstreamUnavailableError("upstream's next page is on another origin")
+            url = reply.next_url
+        raise UpstreamUnavailableError(f"upstream's listing has more than {max_pages} pages")
+
+    # Writes, and any call whole: never cached, never coalesced.
+
+    async def post(
+        self,
+        model: type[T],
+        *segments: str,
+        json: object = None,
+        form: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> T:
+        """``POST`` a JSON (or form) body; the answer validated as ``model``. Options as
+        ``request``'s."""
+        answer = await self.request(
+            "POST", *segments, model=model, json=json, form=form,
+            idempotency_key=idempotency_key, **options,
+        )  # fmt: skip
+        return answer.body
+
+    async def put(self, model: type[T], *segments: str, json: object, **options: Any) -> T:
+        """``PUT`` a whole resource; the answer validated as ``model``."""
+        return (await self.request("PUT", *segments, model=model, json=json, **options)).body
+
+    async def patch(
+        self,
+        model: type[T],
+        *segments: str,
+        json: object,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> T:
+        """``PATCH`` part of a resource; the answer validated as ``model``."""
+        answer = await self.request(
+            "PATCH", *segments, model=model, json=json, idempotency_key=idempotency_key, **options
+        )
+        return answer.body
+
+    async def delete(self, *segments: str, **options: Any) -> None:
+        """``DELETE`` a resource. A re-sent attempt answered 404 counts as done (the first one
+        did it, its answer lost); a 404 to the first attempt is an UpstreamNotFoundError."""
+        await self.request("DELETE", *segments, model=_Ignored, **options)
+
+    async def request(
+        self,
+        method: Method,
+        *segments: str,
+        model: type[T],
+        params: Query | None = None,
+        json: object = None,
+        form: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_budget: float | None = None,
+        retries: int | None = None,
+    ) -> Answer[T]:
+        """Any call, its answer whole: status, headers and the body validated as ``model``.
+
+        ``json`` (a pydantic model is sent without its unset fields) or ``form`` is the body,
+        serialized once. A POST or PATCH carries ``idempotency_key``, or one minted here, on
+        every attempt. ``headers`` are added to the request but may not replace the core's own
+        (``OWNED_HEADERS``); ``time_budget`` (seconds, retries included) and ``retries``
+        replace the policy's.
+        """
+        url = self._base_url.joinpath(*segments)
+        if params:
+            url = url.with_query(canonical_query(params))
+        call_headers = dict(_checked(headers))
+        body = _body(json, form, call_headers)
+        resendable = method in SAFE_TO_RESEND
+        if method in {"POST", "PATCH"}:
+            call_headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key or uuid4().hex
+            resendable = self._policy.idempotency_keys
+        policy = self._policy
+        call = _Call(
+            method,
+            url,
+            policy.timeout if time_budget is None else time_budget,
+            policy.retries if retries is None else retries,
+            resendable,
+            body,
+            call_headers,
+        )
+        decoder = _adapter(model)
+        if method == "GET":
+            reply = await self._call(call)
+        else:
+            reply = await self._written(call)
+        return Answer(reply.status, reply.headers, decoder.decode(reply.body))
+
+    async def _written(self, call: _Call) -> _Reply:
+        """Send a write; reads in flight meanwhile are not cached, and the cache forgets the
+        written URL once it is done (whatever the outcome: a failed write may have landed)."""
+        self._writes += 1
+        try:
+            return await self._call(call)
+        finally:
+            self._writes += 1
+            if self._cache is not None:
+                await self._cache.forget(str(call.url))
+
+    # The layers every call passes.
+
+    async def _guarded(self, breaker: CircuitBreaker, call: _Call) -> _Reply:
         breaker.before_call()
         try:
-            result = await self._with_retries(url)
+            result = await self._with_retries(call)
         except UpstreamNotFoundError:
             breaker.record_success()  # the upstream answered properly
             raise
@@ -297,20 +561,31 @@ class UpstreamClient:
         breaker.record_success()
         return result
 
-    async def _with_retries(self, url: URL) -> JSONValue:
-        """Attempt; while the failure is transient and attempts and time are left, wait, retry."""
+    async def _with_retries(self, call: _Call) -> _Reply:
+        """Attempt; while the failure is transient, the call may be sent again, and attempts
+        and time are left: wait, retry."""
         policy, loop = self._policy, asyncio.get_running_loop()
-        deadline = loop.time() + policy.timeout
-        budget = self._session.timeout  # the first attempt may use all of it
+        deadline = loop.time() + call.timeout
+        budget = self._first_budget  # the first attempt may use all of it
+        if call.timeout != policy.timeout:
+            budget = aiohttp.ClientTimeout(total=call.timeout, connect=policy.connect_timeout)
         attempt = 1
         while True:
             try:
-                return await self._send(url, budget)
+                return await self._send(call, budget)
             except _TRANSIENT as error:
                 delay = self._delay(error, attempt)
                 remaining = deadline - loop.time() - delay
-                if attempt > policy.retries or remaining <= 0:
-                    raise self._final(error) from None
+                if (
+                    attempt > call.retries
+                    or remaining <= 0
+                    or not (call.resendable or isinstance(error, NEVER_SENT))
+                ):
+                    raise self._final(error, call) from None
+            except UpstreamNotFoundError:
+                if attempt > 1 and call.method == "DELETE":
+                    return _GONE
+                raise
             if self._observer is not None:
                 self._observer.retrying(self.name)
             await asyncio.sleep(delay)
@@ -318,8 +593,8 @@ class UpstreamClient:
             attempt += 1
 
     async def _limited(
-        self, limiter: AsyncLimiter, attempt: Send, url: URL, budget: aiohttp.ClientTimeout
-    ) -> JSONValue:
+        self, limiter: AsyncLimiter, attempt: Send, call: _Call, budget: aiohttp.ClientTimeout
+    ) -> _Reply:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -328,14 +603,14 @@ class UpstreamClient:
         except TimeoutError:
             raise UpstreamTimeoutError("no turn within the upstream's rate limit in time") from None
         left = (budget.total or 0.0) - (loop.time() - started)
-        return await attempt(url, aiohttp.ClientTimeout(total=left, connect=budget.connect))
+        return await attempt(call, aiohttp.ClientTimeout(total=left, connect=budget.connect))
 
     async def _observed(
-        self, observer: UpstreamObserver, attempt: Send, url: URL, budget: aiohttp.ClientTimeout
-    ) -> JSONValue:
+        self, observer: UpstreamObserver, attempt: Send, call: _Call, budget: aiohttp.ClientTimeout
+    ) -> _Reply:
         started = time.perf_counter()
         try:
-            result = await attempt(url, budget)
+            result = await attempt(call, budget)
         except Exception as error:  # a cancellation is no outcome of the upstream's
             observer.attempt_finished(self.name, _outcome(error), time.perf_counter() - started)
             raise
@@ -343,32 +618,46 @@ class UpstreamClient:
         return result
 
     async def _traced(
-        self, trace_attempt: TraceAttempt, url: URL, budget: aiohttp.ClientTimeout
-    ) -> JSONValue:
-        with trace_attempt(self.name, url) as trace_headers:
-            return await self._attempt(url, budget, trace_headers)
+        self, trace_attempt: TraceAttempt, call: _Call, budget: aiohttp.ClientTimeout
+    ) -> _Reply:
+        with trace_attempt(self.name, call.method, call.url.with_query(None)) as trace_headers:
+            return await self._attempt(call, budget, trace_headers)
 
     async def _attempt(
-        self, url: URL, budget: aiohttp.ClientTimeout, extra_headers: Mapping[str, str] = NO_HEADERS
-    ) -> JSONValue:
-        headers = {request_ids.HEADER: request_ids.current.get(), **extra_headers}
+        self,
+        call: _Call,
+        budget: aiohttp.ClientTimeout,
+        extra_headers: Mapping[str, str] = NO_HEADERS,
+    ) -> _Reply:
+        headers = {request_ids.HEADER: request_ids.current.get()}
+        if call.headers:
+            headers.update(call.headers)
+        if extra_headers:
+            headers.update(extra_headers)
         # Redirects are never followed: an upstream must not be able to send this service (and
         # whatever it sends along) to another host. A 3xx is an error status like any other.
-        get = self._session.get(url, headers=headers, timeout=budget, allow_redirects=False)
-        async with get as response:
+        sent = self._session.request(
+            call.method,
+            call.url,
+            data=call.body,
+            headers=headers,
+            timeout=budget,
+            allow_redirects=False,
+        )
+        async with sent as response:
             if response.status >= 300:
                 await _drain_small_body(response)  # lets the connection be reused
                 raise _status_error(response)
-            if not _is_json(response.content_type):
-                raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
-            body = await self._read_capped(response)
-        try:
-            value = loads(body)
-        except ValueError:
-            raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
-        if self._cache is not None and response.status == 200:
-            self._cache.store(str(url), value, response.headers.get("Cache-Control"))
-        return value
+            body = b""
+            if response.status != 204 and response.content_length != 0:
+                if not _is_json(response.content_type):
+                    raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
+                body = await self._read_capped(response)
+            next_url = None
+            if "Link" in response.headers:
+                link = response.links.get("next")
+                next_url = None if link is None else URL(str(link["url"]))
+        return _Reply(response.status, response.headers, body, next_url)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         """Read the body, refusing more than ``max_response_bytes`` however it is sent."""
@@ -391,13 +680,108 @@ class UpstreamClient:
         ceiling = min(MAX_BACKOFF_SECONDS, self._policy.retry_backoff * 2.0 ** (attempt - 1))
         return self._jitter() * ceiling
 
-    def _final(self, error: Exception) -> UpstreamError:
+    def _final(self, error: Exception, call: _Call) -> UpstreamError:
         """The error a caller sees once no attempt is left."""
         if isinstance(error, TimeoutError):
-            return UpstreamTimeoutError(f"no answer within {self._policy.timeout:g}s")
+            return UpstreamTimeoutError(f"no answer within {call.timeout:g}s")
         if isinstance(error, _RetryableStatusError):
-            return UpstreamUnavailableError(f"upstream answered {error.status}")
-        return UpstreamUnavailableError("could not connect to the upstream")
+            final = UpstreamUnavailableError(f"upstream answered {error.status}")
+            final.upstream_request_id = error.upstream_request_id
+            return final
+        if isinstance(error, NEVER_SENT):
+            return UpstreamUnavailableError("could not connect to the upstream")
+        return UpstreamUnavailableError("the connection to the upstream failed")
+
+
+class Decoder(Protocol[T_co]):
+    """Turns a raw answer body into what the caller asked for."""
+
+    def decode(self, body: bytes) -> T_co: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _ModelDecoder(Generic[T]):
+    """Validates raw JSON bytes straight into ``T`` with one ``TypeAdapter`` (no dict between)."""
+
+    adapter: TypeAdapter[T]
+    name: str
+
+    def decode(self, body: bytes) -> T:
+        try:
+            return self.adapter.validate_json(body)
+        except ValidationError as error:
+            raise _schema_error(error, self.name) from None
+
+
+class _JSONDecoder:
+    """Plain JSON data, for callers that want no model."""
+
+    def decode(self, body: bytes) -> JSONValue:
+        try:
+            return loads(body)
+        except ValueError:
+            raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
+
+
+class _Ignored:
+    """The model of an answer nobody reads (a DELETE's): it is not even parsed."""
+
+
+class _IgnoringDecoder:
+    def decode(self, body: bytes) -> _Ignored:
+        return _IGNORED
+
+
+_IGNORED = _Ignored()
+_JSON = _JSONDecoder()
+# One decoder per type, made on first use: a TypeAdapter is costly to build, cheap to use.
+_DECODERS: dict[object, Decoder[Any]] = {_Ignored: _IgnoringDecoder()}
+
+
+def _adapter(model: type[T]) -> Decoder[T]:
+    decoder = _DECODERS.get(model)
+    if decoder is None:
+        name = getattr(model, "__name__", repr(model))
+        decoder = _DECODERS[model] = _ModelDecoder(TypeAdapter(model), name)
+    return decoder
+
+
+def _schema_error(error: ValidationError, name: str) -> UpstreamError:
+    """Name where the answer is wrong, never what it holds: pydantic's own text quotes the input
+    (which may be personal data), so only the locations of the first few errors are given."""
+    problems = error.errors(include_url=False, include_input=False, include_context=False)
+    if problems and problems[0]["type"] == "json_invalid":
+        return UpstreamUnavailableError("upstream answered with invalid JSON")
+    shown = [".".join(map(str, problem["loc"])) or "(the whole answer)" for problem in problems]
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return UpstreamSchemaError(
+        f"upstream answer is not a valid {name}: at {', '.join(shown[:5])}{more}"
+    )
+
+
+def _checked(headers: Mapping[str, str] | None) -> Mapping[str, str]:
+    """A caller's extra headers, refused when they would replace one the core sets."""
+    if not headers:
+        return NO_HEADERS
+    owned = sorted(name for name in headers if name.lower() in OWNED_HEADERS)
+    if owned:
+        raise ValueError(f"the client core sets {', '.join(owned)} itself")
+    return headers
+
+
+def _body(json: object, form: Mapping[str, str] | None, headers: dict[str, str]) -> bytes | None:
+    """The request body, serialized once for every attempt, with its Content-Type."""
+    if json is not None and form is not None:
+        raise ValueError("send a JSON body or a form body, not both")
+    if form is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return urlencode(form).encode()
+    if json is None:
+        return None
+    headers["Content-Type"] = "application/json"
+    if isinstance(json, BaseModel):
+        return json.model_dump_json(exclude_unset=True).encode()
+    return dumps(json)
 
 
 def canonical_query(params: Query) -> CanonicalQuery:
@@ -417,6 +801,11 @@ def _query_text(value: QueryValue) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port, the default port filled in: ``https://a`` is ``https://a:443``."""
+    return url.scheme, url.host, url.port
+
+
 def _outcome(error: Exception) -> Outcome:
     if isinstance(error, UpstreamNotFoundError):
         return "not_found"
@@ -424,13 +813,19 @@ def _outcome(error: Exception) -> Outcome:
 
 
 def _status_error(response: aiohttp.ClientResponse) -> Exception:
-    """The exception for an error status: final, or worth another attempt."""
-    if response.status == 404:
-        return UpstreamNotFoundError("not found upstream")
+    """The exception for an error status: final, or worth another attempt. It carries the
+    upstream's own request id, when it sent a safe one, for the log line."""
+    upstream_id = request_ids.accepted(response.headers.get(request_ids.HEADER))
     if response.status in RETRYABLE_STATUSES:
         retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-        return _RetryableStatusError(response.status, retry_after)
-    return UpstreamUnavailableError(f"upstream answered {response.status}")
+        return _RetryableStatusError(response.status, retry_after, upstream_id)
+    error: UpstreamError
+    if response.status == 404:
+        error = UpstreamNotFoundError("not found upstream")
+    else:
+        error = UpstreamUnavailableError(f"upstream answered {response.status}")
+    error.upstream_request_id = upstream_id
+    return error
 
 
 async def _drain_small_body(response: aiohttp.ClientResponse) -> None:

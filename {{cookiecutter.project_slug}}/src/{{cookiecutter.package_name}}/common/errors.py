@@ -43,6 +43,9 @@ class UpstreamError(ServiceError):
 
     status = 502
     log_as = "upstream call failed"
+    # The upstream's own X-Request-ID for the failed call, when it sent a safe one: logged, so
+    # its operators can find the call in their logs.
+    upstream_request_id: str | None = None
 
 
 class UpstreamNotFoundError(UpstreamError):
@@ -55,6 +58,13 @@ class UpstreamNotFoundError(UpstreamError):
 
 class UpstreamUnavailableError(UpstreamError):
     """Server errors after retries, a failed connection or an unusable response."""
+
+    status = 502
+
+
+class UpstreamSchemaError(UpstreamError):
+    """The upstream answered, but not in the shape its model declares: never retried. The
+    message names where (field locations), never what the answer held."""
 
     status = 502
 

@@ -18,6 +18,13 @@ _ACCEPTED = re.compile("[A-Za-z0-9._:-]+")
 current: ContextVar[str] = ContextVar("request_id", default="-")
 
 
+def accepted(candidate: str | None) -> str | None:
+    """``candidate`` if it is safe to reuse in a header or a log line, else None."""
+    if candidate and len(candidate) <= MAX_LENGTH and _ACCEPTED.fullmatch(candidate):
+        return candidate
+    return None
+
+
 def accept_or_generate(candidate: str | None) -> str:
     """The caller's id if it is safe to reuse, else a fresh random one."""
     if candidate and len(candidate) <= MAX_LENGTH and _ACCEPTED.fullmatch(candidate):

@@ -94,9 +94,11 @@ def attempt_tracer(provider: TracerProvider) -> TraceAttempt:
     recorded): the caller's context and decision are passed on as they are."""
     tracer = provider.get_tracer(__name__)
 
-    def traced_attempt(upstream: str, url: URL) -> AbstractContextManager[Mapping[str, str]]:
+    def traced_attempt(
+        upstream: str, method: str, url: URL
+    ) -> AbstractContextManager[Mapping[str, str]]:
         if trace.get_current_span().is_recording():
-            return _client_span(tracer, upstream, url)
+            return _client_span(tracer, upstream, method, url)
         headers: dict[str, str] = {}
         propagate.inject(headers)
         return nullcontext(headers)
@@ -105,14 +107,17 @@ def attempt_tracer(provider: TracerProvider) -> TraceAttempt:
 
 
 @contextmanager
-def _client_span(tracer: trace.Tracer, upstream: str, url: URL) -> Iterator[Mapping[str, str]]:
+def _client_span(
+    tracer: trace.Tracer, upstream: str, method: str, url: URL
+) -> Iterator[Mapping[str, str]]:
+    """``url`` comes without its query: a query string may carry personal data."""
     attributes = {
-        "http.request.method": "GET",
+        "http.request.method": method,
         "server.address": url.host or "",
         "url.full": str(url),
         "upstream": upstream,
     }
-    span = tracer.start_span("GET", kind=SpanKind.CLIENT, attributes=attributes)
+    span = tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
     # The span goes out in the headers; it need not become the current span for that.
     headers: dict[str, str] = {}
     propagate.inject(headers, context=trace.set_span_in_context(span))

@@ -11,7 +11,7 @@ from ..common.jsonlib import loads
 from . import validation
 from .batch import fetch_all
 from .keys import LIFECYCLE, OPENAPI, SETTINGS, UPSTREAM
-from .responses import json_response
+from .responses import json_response, model_response
 
 _HEALTHY = {"status": "ok"}
 _READY = {"status": "ready"}
@@ -40,7 +40,7 @@ async def get_item(request: web.Request) -> web.Response:
     """One item from the upstream; upstream errors are mapped by the error middleware."""
     item_id = validation.item_id(request.match_info["item_id"])
     item = await request.app[UPSTREAM].get_item(item_id)
-    return json_response(item)
+    return model_response(item)
 
 
 async def get_items_batch(request: web.Request) -> web.Response:
@@ -61,7 +61,7 @@ async def get_items_batch(request: web.Request) -> web.Response:
     results = await fetch_all(
         request.app[UPSTREAM].get_item, item_ids, request.app[SETTINGS].upstream_concurrency
     )
-    return json_response({"results": results})
+    return model_response({"results": results})
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ..common import request_ids
-from ..common.errors import ServiceError
+from ..common.errors import ServiceError, UpstreamError
 {%- if cookiecutter.use_metrics %}
 from ..observability.metrics import Metrics
 from ..observability.request_labels import route_template
@@ -67,8 +67,7 @@ def request_middleware(limit: InFlightLimit | None{% if cookiecutter.use_metrics
             response = error_response(exc.status, exc.reason, headers=headers)
         except ServiceError as exc:
             if exc.log_as is not None:
-                message = "%s: %s %r -> %s"
-                logger.log(exc.log_level, message, exc.log_as, request.method, request.path, exc)
+                _log_service_error(request, exc)
             response = error_response(exc.status, str(exc))
         except Exception:
             logger.exception("unhandled error: %s %r", request.method, request.path)
@@ -90,3 +89,13 @@ def request_middleware(limit: InFlightLimit | None{% if cookiecutter.use_metrics
         return response
 
     return around_request
+
+
+def _log_service_error(request: web.Request, error: ServiceError) -> None:
+    """One line per failed request: what failed, the route's path (never its query, which may
+    carry personal data) and, for an upstream failure, the upstream's own request id."""
+    message, args = "%s: %s %r -> %s", [error.log_as, request.method, request.path, error]
+    if isinstance(error, UpstreamError) and error.upstream_request_id is not None:
+        message += " (upstream request id %s)"
+        args.append(error.upstream_request_id)
+    logger.log(error.log_level, message, *args)

@@ -21,6 +21,8 @@ ERROR = {
     "additionalProperties": False,
 }
 ITEM_ID = {"type": "string", "pattern": ITEM_ID_PATTERN, "maxLength": MAX_ITEM_ID_LENGTH}
+# An id as a batch takes it: a safe path segment, or an integer JSON parsers all read exactly.
+BATCH_ID = {"anyOf": [ITEM_ID, {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER_ID}]}
 ANY_JSON: dict[str, Any] = {}  # whatever the upstream answers
 
 
@@ -38,14 +40,14 @@ _BATCH_RESULT = {
         {
             "type": "object",
             "required": ["id", "item"],
-            "properties": {"id": {"type": "string"}, "item": ANY_JSON},
+            "properties": {"id": BATCH_ID, "item": ANY_JSON},
             "additionalProperties": False,
         },
         {
             "type": "object",
             "required": ["id", "error", "status"],
             "properties": {
-                "id": {"type": "string"},
+                "id": BATCH_ID,
                 "error": {"type": "string"},
                 "status": {"type": "integer"},
             },
@@ -198,12 +200,7 @@ def document() -> dict[str, Any]:
                             "type": "array",
                             "minItems": 1,
                             "maxItems": MAX_BATCH_SIZE,
-                            "items": {
-                                "anyOf": [
-                                    ITEM_ID,
-                                    {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER_ID},
-                                ]
-                            },
+                            "items": BATCH_ID,
                         }
                     },
                 },

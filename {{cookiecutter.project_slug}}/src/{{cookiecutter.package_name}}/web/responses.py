@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, TypeAdapter
 
 from ..common.jsonlib import dumps
 
@@ -19,6 +21,20 @@ def json_response(
     """Serialize ``data`` with the fastest available JSON library."""
     merged = _JSON_HEADERS if headers is None else {**_JSON_HEADERS, **headers}
     return web.Response(body=dumps(data), status=status, headers=merged)
+
+
+# Serializes anything pydantic can, models inside plain data included, by their runtime type.
+_ANY_DATA: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def model_response(value: object, *, status: int = 200) -> web.Response:
+    """Serialize pydantic models (or plain data holding them) straight to JSON bytes, extra
+    fields and each id's JSON type kept."""
+    if isinstance(value, BaseModel):
+        body = value.__pydantic_serializer__.to_json(value)
+    else:
+        body = _ANY_DATA.dump_json(value)
+    return web.Response(body=body, status=status, headers=_JSON_HEADERS)
 
 
 def error_response(

@@ -32,24 +32,24 @@ def item_id(raw: str) -> str:
     return raw
 
 
-def batch_ids(body: JSONValue) -> list[str]:
+def batch_ids(body: JSONValue) -> list[int | str]:
     """The ``ids`` of a batch request: 1 to MAX_BATCH_SIZE valid item ids (strings, or
-    integers from 0 to MAX_INTEGER_ID)."""
+    integers from 0 to MAX_INTEGER_ID), each of the JSON type the caller gave it."""
     if not isinstance(body, dict) or not isinstance(ids := body.get("ids"), list):
         raise InvalidRequestError('expected a JSON object like {"ids": ["1", "2"]}')
     if not 1 <= len(ids) <= MAX_BATCH_SIZE:
         raise InvalidRequestError(f"ids must hold 1 to {MAX_BATCH_SIZE} item ids")
-    return [item_id(_id_text(raw)) for raw in ids]
+    return [_batch_id(raw) for raw in ids]
 
 
-def _id_text(raw: JSONValue) -> str:
-    """An id as text: a string as it is, an integer (JSON's 7 or 7.0) in decimal digits."""
+def _batch_id(raw: JSONValue) -> int | str:
+    """A valid id: a string as it is, an integer (JSON's 7 or 7.0) as an integer."""
     if isinstance(raw, str):
-        return raw
+        return item_id(raw)
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)  # JSON has one number type: 7.0 is the integer 7
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise InvalidRequestError("every id must be a string or an integer")
     if not 0 <= raw <= MAX_INTEGER_ID:
         raise InvalidRequestError(f"an integer id must be from 0 to {MAX_INTEGER_ID}")
-    return str(raw)
+    return raw
