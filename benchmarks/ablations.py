@@ -56,17 +56,16 @@ def noop_middleware(package: str) -> None:
 
 
 def bare_client(package: str) -> None:
-    """Upstream calls are a bare ``session.get`` and JSON decoding: no coalescing, retries,
-    observer, request-id header, status and content checks or size cap."""
+    """Upstream reads are a bare ``session.get`` and the model's validation: no coalescing,
+    retries, observer, request-id header, status and content checks or size cap."""
     core = importlib.import_module(f"{package}.clients.core")
-    jsonlib = importlib.import_module(f"{package}.common.jsonlib")
 
-    async def get_json(self: object, *segments: str) -> object:
+    async def get(self: object, model: type, *segments: str, **_: object) -> object:
         url = self._base_url.joinpath(*segments)  # type: ignore[attr-defined]
         async with self._session.get(url) as response:  # type: ignore[attr-defined]
-            return jsonlib.loads(await response.read())
+            return core._adapter(model).decode(await response.read())
 
-    replace(core.UpstreamClient, "get_json", get_json)
+    replace(core.UpstreamClient, "get", get)
 
 
 def fixed_request_id(package: str) -> None:

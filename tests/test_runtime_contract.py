@@ -226,7 +226,7 @@ def test_batch_keeps_order_and_reports_failures_inline(service: Service) -> None
     response = service.post_json("/api/items/batch", b'{"ids": ["ok-1", "missing", 3, "boom"]}')
 
     assert response.status == 200
-    assert [entry["id"] for entry in response.body["results"]] == ["ok-1", "missing", "3", "boom"]
+    assert [entry["id"] for entry in response.body["results"]] == ["ok-1", "missing", 3, "boom"]
     assert [entry.get("status", 200) for entry in response.body["results"]] == [200, 404, 200, 502]
 
 

@@ -14,6 +14,7 @@ any misbehaviour, so callers need no control channel:
     huge        200 with a 4 MiB body       reset       connection closed mid-response
     nostore-*   200 Cache-Control: no-store maxage1-*   200 Cache-Control: max-age=1
 
+``GET /items`` lists items 1, 2 and 3 with json-server's filters and paging.
 ``GET /__stats`` returns the TCP connections accepted, the requests served, the requests in
 flight now and at most, and the latest paths and X-Request-ID headers received;
 ``POST /__reset`` zeroes the request counters.
@@ -72,6 +73,8 @@ class Upstream:
         self.traceparents.append(request.headers.get("traceparent", ""))
         self.arrivals.append(time.time())
         prefix = "/items/"
+        if request.path == "/items" and request.method == "GET":
+            return listing(request)
         if not request.raw_path.startswith(prefix):
             return web.json_response({"error": "not an item"}, status=400)
         self.in_flight += 1
@@ -111,6 +114,27 @@ class Upstream:
         if item_id.startswith("maxage1-"):
             return web.json_response(item(item_id), headers={"Cache-Control": "max-age=1"})
         return web.json_response(item(item_id))
+
+
+LISTED = ("1", "2", "3")
+
+
+def listing(request: web.Request) -> web.Response:
+    """``GET /items`` as json-server 0.17 answers it: exact-match filters on any field, and
+    with ``_page`` a page of ``_limit`` items and a ``Link`` to the next one while there is more."""
+    query = request.query
+    found = [
+        entry
+        for entry in map(item, LISTED)
+        if all(entry.get(name) == value for name, value in query.items() if name[0] != "_")
+    ]
+    if "_page" not in query:
+        return web.json_response(found)
+    page, limit = int(query["_page"]), int(query.get("_limit", "10"))
+    headers = {}
+    if page * limit < len(found):
+        headers["Link"] = f'<{request.url.update_query(_page=page + 1)}>; rel="next"'
+    return web.json_response(found[(page - 1) * limit : page * limit], headers=headers)
 
 
 def item(item_id: str) -> dict[str, str]:

@@ -9,7 +9,10 @@ import socket
 
 import pytest
 
-from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}, {{ cookiecutter.__upstream_module }}
+from {{ cookiecutter.package_name }}.clients import (
+    {{ cookiecutter.__upstream_class }},
+    {{ cookiecutter.__upstream_module }},
+)
 from {{ cookiecutter.package_name }}.clients.core import Instruments, UpstreamPolicy
 from {{ cookiecutter.package_name }}.common.errors import (
     UpstreamNotFoundError,

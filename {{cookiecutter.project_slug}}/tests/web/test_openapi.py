@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -12,6 +14,7 @@ import pytest
 import schemathesis
 from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
+from schemathesis.config import SchemathesisConfig
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.common.errors import InvalidRequestError
@@ -22,7 +25,22 @@ from {{ cookiecutter.package_name }}.web.openapi import ITEM_ID, document
 
 from ..fake_upstream import FakeUpstream
 
-SCHEMA = schemathesis.openapi.from_dict(document())
+FUZZING = Path(__file__).parents[2] / "schemathesis.toml"
+READ_ONLY = {"POST /api/items/batch"}  # a POST that writes nothing
+
+
+def fuzzing_settings() -> dict[str, Any]:
+    return tomllib.loads(FUZZING.read_text(encoding="utf-8"))
+
+
+def writes_included() -> SchemathesisConfig:
+    """The project's schemathesis.toml with its writes back in: here they reach the fake."""
+    settings = fuzzing_settings()
+    settings.pop("operations", None)
+    return SchemathesisConfig.from_dict(settings)
+
+
+SCHEMA = schemathesis.openapi.from_dict(document(), config=writes_included())
 # Ids the document and the app must judge alike. (A trailing newline is left out: Python's
 # jsonschema lets `$` match before it, JSON Schema's own regex dialect does not, nor the app.)
 SAMPLE_IDS = ["42", "a.b~c-d_e", "x.", "A-1", "a" * 128, "a" * 129, "a..b", "..", ".a", "-a"]
@@ -45,6 +63,18 @@ def test_every_route_is_documented_and_only_those() -> None:
         for method in operations
     }
     assert served == documented
+
+
+def test_fuzzing_a_deployed_service_leaves_every_write_out() -> None:
+    writes = {
+        f"{method.upper()} {path}"
+        for path, operations in document()["paths"].items()
+        for method in operations
+        if method != "get"
+    }
+    (left_out,) = fuzzing_settings()["operations"]
+    assert set(left_out["include-name"]) == writes - READ_ONLY
+    assert left_out["enabled"] is False
 
 
 @pytest.mark.parametrize("raw", SAMPLE_IDS)

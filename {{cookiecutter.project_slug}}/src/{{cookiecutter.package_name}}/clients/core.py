@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -416,7 +416,7 @@ class UpstreamClient:
         params: Query | None = None,
         max_pages: int = MAX_PAGES,
         time_budget: float | None = None,
-    ) -> AsyncIterator[list[T]]:
+    ) -> AsyncGenerator[list[T], None]:
         """Each page of a listing, validated as ``page`` (``list[Item]``), following the
         upstream's ``Link: <...>; rel="next"`` (RFC 8288; relative targets resolved) until there
         is none. The whole listing fits in ``time_budget`` (the policy's, by default); a listing of

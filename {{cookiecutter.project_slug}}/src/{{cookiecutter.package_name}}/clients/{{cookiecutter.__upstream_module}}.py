@@ -11,7 +11,7 @@ declared ones are kept (``extra="allow"``), so a richer upstream item passes thr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
@@ -20,7 +20,7 @@ from .core import QueryValue, UpstreamClient
 
 # The filters a listing accepts, each an exact match on the field of that name.
 ITEM_FILTERS = ("name", "color")
-NAME = Field(min_length=1, max_length=200)
+MAX_NAME_LENGTH = 200
 
 
 class Item(BaseModel):
@@ -32,12 +32,12 @@ class Item(BaseModel):
     name: str
 
 
-class NewItem(BaseModel):
-    """What creating an item sends: a name, and any other fields; the upstream picks the id."""
+class _Write(BaseModel):
+    """What a write sends: declared fields and any others, never an id (the upstream owns it)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    name: str = NAME
+    model_config = ConfigDict(
+        frozen=True, extra="allow", json_schema_extra={"not": {"required": ["id"]}}
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -47,10 +47,23 @@ class NewItem(BaseModel):
         return data
 
 
-class ItemChanges(NewItem):
-    """What updating an item sends: only the fields that change (all optional)."""
+class NewItem(_Write):
+    """What creating an item sends: a name, and any other fields."""
 
-    name: str = Field(default="", min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # "left out", not a value a client could send
+
+
+class ItemChanges(_Write):
+    """What updating an item sends: only the fields that change, each optional. Unset fields
+    are not sent (the core sends models without them)."""
+
+    name: str = Field(
+        default="", min_length=1, max_length=MAX_NAME_LENGTH, json_schema_extra=_no_default
+    )
 
 
 class {{ cookiecutter.__upstream_class }}(UpstreamClient):
@@ -64,7 +77,7 @@ class {{ cookiecutter.__upstream_class }}(UpstreamClient):
 
     def list_items(
         self, filters: Mapping[str, str], *, page_size: int, max_pages: int
-    ) -> AsyncIterator[list[Item]]:
+    ) -> AsyncGenerator[list[Item], None]:
         """``GET /items?<filters>&_page=1&_limit=<page_size>``, then each ``rel="next"`` page."""
         params: dict[str, QueryValue] = {**filters, "_page": 1, "_limit": page_size}
         return self.pages(list[Item], "items", params=params, max_pages=max_pages)

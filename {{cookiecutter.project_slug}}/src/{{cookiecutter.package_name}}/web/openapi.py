@@ -9,9 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from .. import __version__
+from ..clients import {{ cookiecutter.__upstream_module }}
 from ..common import request_ids
-from .validation import ITEM_ID_PATTERN, MAX_BATCH_SIZE, MAX_INTEGER_ID, MAX_ITEM_ID_LENGTH
+from .validation import (
+    DEFAULT_LIST_LIMIT,
+    IDEMPOTENCY_KEY_PATTERN,
+    ITEM_ID_PATTERN,
+    MAX_BATCH_SIZE,
+    MAX_FILTER_LENGTH,
+    MAX_INTEGER_ID,
+    MAX_ITEM_ID_LENGTH,
+    MAX_LIST_LIMIT,
+)
 
 JSON = "application/json"
 ERROR = {
@@ -24,6 +36,31 @@ ITEM_ID = {"type": "string", "pattern": ITEM_ID_PATTERN, "maxLength": MAX_ITEM_I
 # An id as a batch takes it: a safe path segment, or an integer JSON parsers all read exactly.
 BATCH_ID = {"anyOf": [ITEM_ID, {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER_ID}]}
 ANY_JSON: dict[str, Any] = {}  # whatever the upstream answers
+ITEM = {"$ref": "#/components/schemas/Item"}
+MODELS: dict[str, type[BaseModel]] = {
+    "Item": {{ cookiecutter.__upstream_module }}.Item,
+    "NewItem": {{ cookiecutter.__upstream_module }}.NewItem,
+    "ItemChanges": {{ cookiecutter.__upstream_module }}.ItemChanges,
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Sent upstream with every attempt of this write (a new one when left out)",
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+}
+
+
+def model_schemas() -> dict[str, Any]:
+    """The schemas of the items the service reads and writes, from the client's models: the
+    document cannot drift from what is validated. Answers are described as serialized."""
+    return {
+        name: model.model_json_schema(
+            ref_template="#/components/schemas/{model}",
+            mode="serialization" if name == "Item" else "validation",
+        )
+        for name, model in MODELS.items()
+    }
 
 
 def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -40,7 +77,7 @@ _BATCH_RESULT = {
         {
             "type": "object",
             "required": ["id", "item"],
-            "properties": {"id": BATCH_ID, "item": ANY_JSON},
+            "properties": {"id": BATCH_ID, "item": ITEM},
             "additionalProperties": False,
         },
         {
@@ -87,14 +124,17 @@ def item_id_parameter(constraints: dict[str, Any] | None = None) -> dict[str, An
     return {"name": "item_id", "in": "path", "required": True, "schema": schema}
 
 
-def upstream_read(summary: str, *parameters: dict[str, Any]) -> dict[str, Any]:
-    """A GET whose answer is the upstream's JSON, with every status an upstream call can give."""
+def upstream_read(
+    summary: str, *parameters: dict[str, Any], answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A GET whose answer is the upstream's JSON (``answer``: its schema, else anything), with
+    every status an upstream call can give."""
     return {
         "tags": ["items"],
         "summary": summary,
         "parameters": list(parameters),
         "responses": {
-            "200": _answer("The upstream's JSON", ANY_JSON),
+            "200": _answer("The upstream's JSON", ANY_JSON if answer is None else answer),
             "400": _answer("An id is not a safe path segment"),
             "404": _answer("The upstream has no such item"),
             "502": _answer("The upstream failed or answered unusably"),
@@ -107,11 +147,107 @@ def upstream_read(summary: str, *parameters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# /api/items/batch is the batch route's path: the id "batch" gets 405 there.
+ITEM_PATH_ID = item_id_parameter({"not": {"const": "batch"}})
+
+
 def _get_item() -> dict[str, Any]:
-    # /api/items/batch is the batch route's path: the id "batch" gets 405 there.
-    operation = upstream_read("One item", item_id_parameter({"not": {"const": "batch"}}))
+    operation = upstream_read("One item", ITEM_PATH_ID, answer=ITEM)
     operation["responses"]["405"] = _answer("The id `batch`: that path takes only POST")
     return operation
+
+
+def _list_items() -> dict[str, Any]:
+    filters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"Only items whose {name} is exactly this",
+            "schema": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+        }
+        for name in {{ cookiecutter.__upstream_module }}.ITEM_FILTERS
+    ]
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Items at most; fewer when the upstream has no more",
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIST_LIMIT,
+            "default": DEFAULT_LIST_LIMIT,
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": ITEM}},
+        "additionalProperties": False,
+    }
+    operation = upstream_read("Items, filtered, in upstream order", *filters, limit, answer=answer)
+    operation["responses"]["400"] = _answer("An unknown or repeated parameter, or a bad limit")
+    del operation["responses"]["404"]
+    return operation
+
+
+def upstream_write(
+    summary: str, parameters: list[dict[str, Any]], body: str | None, success: dict[str, Any]
+) -> dict[str, Any]:
+    """A write forwarded upstream, with every status it can give."""
+    operation: dict[str, Any] = {
+        "tags": ["items"],
+        "summary": summary,
+        "parameters": parameters,
+        "responses": success
+        | {
+            "400": _answer("A bad id, Idempotency-Key or body (each wrong field named)"),
+            "404": _answer("The upstream has no such item"),
+            "502": _answer("The upstream failed or answered unusably"),
+            "503": _refused(
+                "Overloaded (MAX_IN_FLIGHT), or the circuit breaker is open: the upstream was"
+                " not called"
+            ),
+            "504": _answer("The upstream did not answer in time (the write may have happened)"),
+        },
+    }
+    if body is not None:
+        schema = {"$ref": f"#/components/schemas/{body}"}
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
+        operation["responses"] |= {
+            "408": _answer("The body did not arrive within REQUEST_BODY_TIMEOUT"),
+            "413": _answer("The body is larger than MAX_BODY_BYTES"),
+            "415": _answer("The body is not sent as application/json"),
+        }
+    return operation
+
+
+def _item_paths() -> dict[str, Any]:
+    created = {"201": _answer("The item as created, with the id the upstream chose", ITEM)}
+    updated = {"200": _answer("The whole item after the change", ITEM)}
+    deleted = {
+        "204": {
+            "description": "Deleted",
+            "headers": {request_ids.HEADER: {"$ref": "#/components/headers/RequestId"}},
+        }
+    }
+    create = upstream_write("Create an item", [IDEMPOTENCY_KEY], "NewItem", created)
+    del create["responses"]["404"]
+    update = upstream_write(
+        "Change some fields of an item", [ITEM_PATH_ID, IDEMPOTENCY_KEY], "ItemChanges", updated
+    )
+    delete = upstream_write("Delete an item", [ITEM_PATH_ID], None, deleted)
+    for operation in (update, delete):
+        operation["responses"]["405"] = _answer("The id `batch`: that path takes only POST")
+    return {
+        "/api/items": {"get": _list_items(), "post": create},
+        "/api/items/{item_id}": {
+            "get": _get_item(),
+            "patch": update,
+            "delete": delete,
+        },
+    }
 
 
 def document() -> dict[str, Any]:
@@ -124,7 +260,7 @@ def document() -> dict[str, Any]:
             {"name": "operations", "description": "For orchestrators and tooling"},
         ],
         "paths": {
-            "/api/items/{item_id}": {"get": _get_item()},
+            **_item_paths(),
             "/api/items/batch": {
                 "post": {
                     "tags": ["items"],
@@ -205,6 +341,7 @@ def document() -> dict[str, Any]:
                     },
                 },
                 "Error": ERROR,
+                **model_schemas(),
             },
             "headers": {
                 "RequestId": {

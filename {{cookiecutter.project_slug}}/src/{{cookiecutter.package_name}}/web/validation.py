@@ -7,6 +7,7 @@ so the description and the behaviour cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 from ..common.errors import InvalidRequestError
 from ..common.jsonlib import JSONValue
@@ -20,6 +21,12 @@ MAX_INTEGER_ID = 2**53 - 1  # the largest integer every JSON parser reads exactl
 # newline), and without lookarounds: JSON Schema reads it the same way.
 ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_~-]*(\.[A-Za-z0-9_~-]+)*\.?$"
 _ITEM_ID = re.compile(ITEM_ID_PATTERN)
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+MAX_FILTER_LENGTH = 200
+# A caller's Idempotency-Key: letters, digits and the few marks UUIDs, ULIDs and base64 use.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:~+/=-]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def item_id(raw: str) -> str:
@@ -52,4 +59,34 @@ def _batch_id(raw: JSONValue) -> int | str:
         raise InvalidRequestError("every id must be a string or an integer")
     if not 0 <= raw <= MAX_INTEGER_ID:
         raise InvalidRequestError(f"an integer id must be from 0 to {MAX_INTEGER_ID}")
+    return raw
+
+
+def listing(query: Mapping[str, str], filters: Sequence[str]) -> tuple[dict[str, str], int]:
+    """The filters and the ``limit`` of a listing (``query`` as aiohttp gives it: a repeated
+    parameter is there twice). Any other parameter (those starting with
+    ``_`` are the upstream's paging controls), a repeated one, a filter over
+    MAX_FILTER_LENGTH characters or a limit outside 1..MAX_LIST_LIMIT is a 400."""
+    allowed = (*filters, "limit")
+    if any(name not in allowed for name in query):
+        raise InvalidRequestError(f"the query parameters are {', '.join(allowed)}; no others")
+    if len(query) != len(set(query)):
+        raise InvalidRequestError("give each query parameter at most once")
+    limit = query.get("limit", str(DEFAULT_LIST_LIMIT))
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIST_LIMIT):
+        raise InvalidRequestError(f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    chosen = {name: query[name] for name in filters if name in query}
+    if any(len(value) > MAX_FILTER_LENGTH for value in chosen.values()):
+        raise InvalidRequestError(f"a filter is at most {MAX_FILTER_LENGTH} characters")
+    return chosen, int(limit)
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    """A caller's ``Idempotency-Key``, if it sent a valid one; 400 for an invalid one."""
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw):
+        raise InvalidRequestError(
+            "Idempotency-Key must be 1-255 letters, digits or any of . _ : ~ + / = -"
+        )
     return raw
