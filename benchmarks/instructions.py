@@ -42,15 +42,22 @@ import run  # benchmarks/run.py: the variants, the scenarios and the fake upstre
 from support import processes
 from support.otlp_receiver import otlp_receiver
 
-# The two scenarios the CPU targets are stated for.
+# The two scenarios the CPU targets are stated for, measured for every variant.
 TARGETED = ("GET /health", "GET /api/items/{n}, a new id each, upstream 0 ms")
 SCENARIOS = [scenario for scenario in run.SCENARIOS if scenario.name in TARGETED]
+# The list and write paths, reported beside them for the reference and the default service.
+REPORTED = [
+    run.Scenario("GET /api/items (one page of 3), upstream 0 ms", "GET", "/api/items", 0, 8),
+    run.Scenario("POST /api/items, upstream 0 ms", "POST", "/api/items", 0, 8,
+                 body='{"name": "lamp", "color": "red"}'),
+]  # fmt: skip
 VARIANTS = (
     run.DEFAULT_VARIANT,
     "generated, use_metrics=no",
     "generated, use_tracing=yes, 100 % sampled",
     "generated, use_tracing=yes, 10 % sampled",
 )
+JSON_BODY = {"Content-Type": "application/json"}
 WARM_UP = 300  # requests before counting: imports, the connection pool, first-call caches
 CONNECTIONS = 8
 STARTUP_SECONDS = 180  # importing under valgrind is some 50 times slower
@@ -96,8 +103,8 @@ def cost_per_request(callgrind_out: str, requests: int) -> Cost:
 
 
 def counted_load(url: str, scenario: run.Scenario, requests: int, first: int) -> None:
-    """Exactly ``requests`` requests (ids from ``first``), ``CONNECTIONS`` at a time; each must
-    answer 200."""
+    """Exactly ``requests`` requests (ids from ``first``), ``CONNECTIONS`` at a time, with the
+    scenario's body if it has one; each must answer 200 or 201."""
 
     async def generate() -> None:
         numbers = iter(range(first, first + requests))
@@ -106,9 +113,12 @@ def counted_load(url: str, scenario: run.Scenario, requests: int, first: int) ->
             async def worker() -> None:
                 for number in numbers:
                     path = scenario.path_of(number)
-                    async with session.request(scenario.method, url + path) as response:
+                    sent = session.request(
+                        scenario.method, url + path, data=scenario.body, headers=JSON_BODY
+                    )
+                    async with sent as response:
                         await response.read()
-                        if response.status != 200:
+                        if response.status not in {200, 201}:
                             raise RuntimeError(f"{path} answered {response.status}")
 
             await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
@@ -208,9 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with otlp_receiver() as receiver, tempfile.TemporaryDirectory() as workdir:
         variants, plain = run.prepare(Path(workdir), False, args.baseline, receiver.endpoint)
         chosen = [variant for variant in variants if variant.name in wanted]
-        for scenario in SCENARIOS:
+        for scenario in [*SCENARIOS, *REPORTED]:
+            measured = (
+                chosen
+                if scenario in SCENARIOS
+                else [
+                    variant
+                    for variant in chosen
+                    if variant.name in {run.REFERENCE_VARIANT, run.DEFAULT_VARIANT}
+                ]
+            )
             with run.fake_upstream(plain, scenario.latency_ms) as upstream:
-                for variant in chosen:
+                for variant in measured:
                     cost = measure(variant, scenario, upstream, args.requests, Path(workdir))
                     counts.setdefault(scenario.name, {})[variant.name] = cost
                     print(

@@ -35,6 +35,22 @@ async def item(request: web.Request) -> web.Response:
     return web.json_response(await fetch(request.app[SESSION], request.match_info["item_id"]))
 
 
+async def listing(request: web.Request) -> web.Response:
+    """One page of the upstream's listing, the caller's filters passed on as they came."""
+    query = {**request.query, "_page": "1", "_limit": "100"}
+    async with request.app[SESSION].get(f"{BASE_URL}/items", params=query) as response:
+        return web.json_response({"items": await response.json()})
+
+
+async def create(request: web.Request) -> web.Response:
+    """The body passed upstream as it came; the upstream's answer passed back."""
+    body = await request.read()
+    headers = {"Content-Type": "application/json"}
+    post = request.app[SESSION].post(f"{BASE_URL}/items", data=body, headers=headers)
+    async with post as response:
+        return web.json_response(await response.json(), status=response.status)
+
+
 async def batch(request: web.Request) -> web.Response:
     ids = (await request.json())["ids"]
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -66,6 +82,8 @@ def main() -> None:
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
     app.router.add_get("/health", health)
+    app.router.add_get("/api/items", listing)
+    app.router.add_post("/api/items", create)
     app.router.add_post("/api/items/batch", batch)
     app.router.add_get("/api/items/{item_id}", item)
     web.run_app(

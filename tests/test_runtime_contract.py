@@ -288,7 +288,7 @@ def test_path_tricks_in_item_id_are_4xx_and_never_reach_the_upstream(
 
 def test_unknown_route_and_wrong_method_are_json(service: Service) -> None:
     unknown = service.get("/nope")
-    wrong = service.request("DELETE", "/api/items/1")
+    wrong = service.request("PUT", "/api/items/1")
     patch = service.request("PATCH", "/health")
 
     assert (unknown.status, unknown.body) == (404, {"error": "Not Found"})

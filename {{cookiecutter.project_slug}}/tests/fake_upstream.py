@@ -37,6 +37,7 @@ class Reply:
     hang: bool = False
     chunked: bool = False  # stream the body without a Content-Length
     reset: bool = False
+    delay: float = 0.0  # seconds before answering
 
 
 Item = dict[str, Any]
@@ -49,6 +50,7 @@ class FakeUpstream:
         self.base_url = ""  # set once the server listens
         self.items: dict[str, Item] = {}  # by the id's text: json-server matches ids as text
         self.honours_keys = True
+        self.latency = 0.0  # seconds every request waits before it is answered
         self.default: Reply | None = None  # answers every request not queued, when set
         self.methods: list[str] = []
         self.requests: list[str] = []  # the item id of each request ("" for the collection)
@@ -85,6 +87,28 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        self._record(request, body)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        reply = self._script(request)
+        if reply is not None:
+            return await self._scripted(request, reply)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and self.honours_keys and key in self._keyed:
+            status, stored = self._keyed[key]  # the first answer again, nothing written
+            return web.Response(status=status, body=stored, content_type="application/json")
+        response = self._api(request, body)
+        if key is not None and self.honours_keys and request.method in {"POST", "PATCH"}:
+            assert isinstance(response.body, bytes)
+            self._keyed[key] = (response.status, response.body)
+        return response
+
+    def _script(self, request: web.Request) -> Reply | None:
+        """The scripted answer to this request, if any: the next queued one, else ``default``."""
+        return self._queued.popleft() if self._queued else self.default
+
+    def _record(self, request: web.Request, body: bytes) -> None:
+        """Keep what the request carried, for the tests to count."""
         self.methods.append(request.method)
         self.requests.append(request.match_info.get("item_id", ""))
         self.queries.append(request.raw_path.partition("?")[2])
@@ -97,18 +121,6 @@ class FakeUpstream:
         self.accepts.append(request.headers.get("Accept"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
-        reply = self._queued.popleft() if self._queued else self.default
-        if reply is not None:
-            return await self._scripted(request, reply)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and self.honours_keys and key in self._keyed:
-            status, stored = self._keyed[key]  # the first answer again, nothing written
-            return web.Response(status=status, body=stored, content_type="application/json")
-        response = self._api(request, body)
-        if key is not None and self.honours_keys and request.method in {"POST", "PATCH"}:
-            assert isinstance(response.body, bytes)
-            self._keyed[key] = (response.status, response.body)
-        return response
 
     def _api(self, request: web.Request, body: bytes) -> web.Response:
         item_id = request.match_info.get("item_id")
@@ -163,6 +175,8 @@ class FakeUpstream:
         return web.json_response(item, status=201)
 
     async def _scripted(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.hang:
             await self._released.wait()
         if reply.reset:

@@ -308,3 +308,16 @@ async def test_a_write_makes_the_cache_forget_the_item_and_skips_reads_in_flight
     item_url = f"{fake_upstream.base_url}/items/1"
     assert cache.forgotten == [item_url]
     assert fake_upstream.methods == ["GET", "GET", "PATCH", "GET"]
+
+
+async def test_listings_are_never_cached(fake_upstream: FakeUpstream) -> None:
+    fake_upstream.add({"id": 1, "name": "one"})
+    cache = DictCache()
+    cached = UpstreamPolicy(retries=0, cache=lambda name: cache)
+
+    async with Client.open(fake_upstream.base_url, cached) as api:
+        first, second = await listing(api), await listing(api)
+
+    assert first == second == [Item(id=1, name="one")]
+    assert cache.kept == {}
+    assert fake_upstream.methods == ["GET", "GET"]

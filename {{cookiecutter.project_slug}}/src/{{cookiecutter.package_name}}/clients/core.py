@@ -416,7 +416,7 @@ class UpstreamClient:
         params: Query | None = None,
         max_pages: int = MAX_PAGES,
         time_budget: float | None = None,
-    ) -> AsyncGenerator[list[T], None]:
+    ) -> AsyncGenerator[list[T]]:
         """Each page of a listing, validated as ``page`` (``list[Item]``), following the
         upstream's ``Link: <...>; rel="next"`` (RFC 8288; relative targets resolved) until there
         is none. The whole listing fits in ``time_budget`` (the policy's, by default); a listing of

@@ -77,7 +77,7 @@ class {{ cookiecutter.__upstream_class }}(UpstreamClient):
 
     def list_items(
         self, filters: Mapping[str, str], *, page_size: int, max_pages: int
-    ) -> AsyncGenerator[list[Item], None]:
+    ) -> AsyncGenerator[list[Item]]:
         """``GET /items?<filters>&_page=1&_limit=<page_size>``, then each ``rel="next"`` page."""
         params: dict[str, QueryValue] = {**filters, "_page": 1, "_limit": page_size}
         return self.pages(list[Item], "items", params=params, max_pages=max_pages)
