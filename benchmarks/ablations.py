@@ -59,11 +59,12 @@ def bare_client(package: str) -> None:
     """Upstream reads are a bare ``session.get`` and the model's validation: no coalescing,
     retries, observer, request-id header, status and content checks or size cap."""
     core = importlib.import_module(f"{package}.clients.core")
+    decoding = importlib.import_module(f"{package}.clients.decoding")
 
     async def get(self: object, model: type, *segments: str, **_: object) -> object:
         url = self._base_url.joinpath(*segments)  # type: ignore[attr-defined]
         async with self._session.get(url) as response:  # type: ignore[attr-defined]
-            return core._adapter(model).decode(await response.read())
+            return decoding.decoder_for(model).decode(await response.read())
 
     replace(core.UpstreamClient, "get", get)
 

@@ -26,20 +26,22 @@ flight now and at most, and the latest paths and X-Request-ID headers received;
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 import time
+import types
 from collections import Counter, deque
 from pathlib import Path
 
 from aiohttp import web
 
-# The generated fake has no template syntax, so the template's copy imports as it is.
+# The generated fake has no template syntax, so the template's copy runs as it is. Compiled
+# from its text, not imported: an import would leave bytecode in the template's folder, which
+# every baked project would then get.
 EXAMPLE_API = Path(__file__).resolve().parents[2] / "{{cookiecutter.project_slug}}" / "tests"
-_spec = importlib.util.spec_from_file_location("example_api_fake", EXAMPLE_API / "fake_upstream.py")
-assert _spec is not None and _spec.loader is not None
-example_api = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(example_api)
+example_api = types.ModuleType("example_api_fake")
+sys.modules[example_api.__name__] = example_api  # dataclasses look their module up there
+_source = EXAMPLE_API / "fake_upstream.py"
+exec(compile(_source.read_text(encoding="utf-8"), _source, "exec"), example_api.__dict__)
 Reply = example_api.Reply
 
 RECENT = 100_000  # paths and request ids kept for /__stats (bounded: the benchmark sends many)

@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
-from {{ cookiecutter.package_name }}.clients.core import Query, UpstreamPolicy
+from {{ cookiecutter.package_name }}.clients.core import UpstreamPolicy
+from {{ cookiecutter.package_name }}.clients.encoding import Query
 from {{ cookiecutter.package_name }}.common import request_ids
 from {{ cookiecutter.package_name }}.common.errors import (
     UpstreamCircuitOpenError,

@@ -16,6 +16,7 @@ A call passes one layer per concern, top to bottom::
     _traced         a span per attempt, its context sent along (only with tracing)
     _attempt        one request, never following a redirect: headers, status, content
                     type, size cap; the raw body, validated into a model by the caller
+                    (``decoding.py``); the query and body were encoded once (``encoding.py``)
 
 Callers get pydantic models, plain JSON data or an ``Answer`` (status, headers, model), else an
 ``UpstreamError``; nothing of aiohttp's client API leaks out. This module knows nothing of
@@ -28,7 +29,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,26 +37,31 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Final, Generic, Literal, Protocol, Self, TypeVar
-from urllib.parse import urlencode
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 from uuid import uuid4
 
 import aiohttp
 from aiolimiter import AsyncLimiter
-from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
 from ..common import request_ids
 from ..common.errors import (
     UpstreamError,
     UpstreamNotFoundError,
-    UpstreamSchemaError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..common.jsonlib import JSONValue, dumps, loads
+from ..common.jsonlib import JSONValue
 from .circuit_breaker import CircuitBreaker
 from .coalescing import Coalescer
+from .decoding import JSON_DATA, Decoder, Ignored, decoder_for
+from .encoding import (
+    IDEMPOTENCY_KEY_HEADER,
+    Query,
+    canonical_query,
+    checked_headers,
+    encode_body,
+)
 
 # Statuses that say "try again later"; any other error status is final.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -65,18 +71,6 @@ MAX_DRAINED_BYTES = 64 * 1024
 MAX_PAGES = 100  # a listing longer than this is refused rather than followed forever
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
-# Headers the core sets itself; a caller's extra headers may not replace them.
-OWNED_HEADERS = frozenset(
-    {
-        request_ids.HEADER.lower(),
-        IDEMPOTENCY_KEY_HEADER.lower(),
-        "authorization",
-        "content-type",
-        "traceparent",
-        "tracestate",
-    }
-)
 # Idempotent by HTTP's definition: sending one twice leaves the upstream as sending it once.
 SAFE_TO_RESEND = frozenset({"GET", "PUT", "DELETE"})
 # Failures that prove a request never left: no connection could be opened.
@@ -84,12 +78,7 @@ NEVER_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Outcome = Literal["ok", "not_found", "error", "timeout"]
-# Query parameters: a list value repeats its key (``?tag=a&tag=b``), in the list's order.
-QueryValue = str | int | float
-Query = Mapping[str, QueryValue | Sequence[QueryValue]]
-CanonicalQuery = tuple[tuple[str, str], ...]
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 
 class Miss(Enum):
@@ -361,11 +350,11 @@ class UpstreamClient:
         UpstreamSchemaError (the answer is not a ``model``), or UpstreamCircuitOpenError while
         the circuit breaker (if enabled) is open.
         """
-        return await self._read(_adapter(model), segments, params, time_budget, retries)
+        return await self._read(decoder_for(model), segments, params, time_budget, retries)
 
     async def get_json(self, *segments: str, params: Query | None = None) -> JSONValue:
         """Like ``get``, as untyped JSON data, for callers that want no model."""
-        return await self._read(_JSON, segments, params, None, None)
+        return await self._read(JSON_DATA, segments, params, None, None)
 
     async def _read(
         self,
@@ -426,7 +415,7 @@ class UpstreamClient:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._policy.timeout if time_budget is None else time_budget)
-        decoder = _adapter(page)
+        decoder = decoder_for(page)
         url = self._base_url.joinpath(*segments)
         if params:
             url = url.with_query(canonical_query(params))
@@ -483,7 +472,7 @@ class UpstreamClient:
     async def delete(self, *segments: str, **options: Any) -> None:
         """``DELETE`` a resource. A re-sent attempt answered 404 counts as done (the first one
         did it, its answer lost); a 404 to the first attempt is an UpstreamNotFoundError."""
-        await self.request("DELETE", *segments, model=_Ignored, **options)
+        await self.request("DELETE", *segments, model=Ignored, **options)
 
     async def request(
         self,
@@ -509,8 +498,8 @@ class UpstreamClient:
         url = self._base_url.joinpath(*segments)
         if params:
             url = url.with_query(canonical_query(params))
-        call_headers = dict(_checked(headers))
-        body = _body(json, form, call_headers)
+        call_headers = dict(checked_headers(headers))
+        body = encode_body(json, form, call_headers)
         resendable = method in SAFE_TO_RESEND
         if method in {"POST", "PATCH"}:
             call_headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key or uuid4().hex
@@ -525,7 +514,7 @@ class UpstreamClient:
             body,
             call_headers,
         )
-        decoder = _adapter(model)
+        decoder = decoder_for(model)
         if method == "GET":
             reply = await self._call(call)
         else:
@@ -691,114 +680,6 @@ class UpstreamClient:
         if isinstance(error, NEVER_SENT):
             return UpstreamUnavailableError("could not connect to the upstream")
         return UpstreamUnavailableError("the connection to the upstream failed")
-
-
-class Decoder(Protocol[T_co]):
-    """Turns a raw answer body into what the caller asked for."""
-
-    def decode(self, body: bytes) -> T_co: ...
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _ModelDecoder(Generic[T]):
-    """Validates raw JSON bytes straight into ``T`` with one ``TypeAdapter`` (no dict between)."""
-
-    adapter: TypeAdapter[T]
-    name: str
-
-    def decode(self, body: bytes) -> T:
-        try:
-            return self.adapter.validate_json(body)
-        except ValidationError as error:
-            raise _schema_error(error, self.name) from None
-
-
-class _JSONDecoder:
-    """Plain JSON data, for callers that want no model."""
-
-    def decode(self, body: bytes) -> JSONValue:
-        try:
-            return loads(body)
-        except ValueError:
-            raise UpstreamUnavailableError("upstream answered with invalid JSON") from None
-
-
-class _Ignored:
-    """The model of an answer nobody reads (a DELETE's): it is not even parsed."""
-
-
-class _IgnoringDecoder:
-    def decode(self, body: bytes) -> _Ignored:
-        return _IGNORED
-
-
-_IGNORED = _Ignored()
-_JSON = _JSONDecoder()
-# One decoder per type, made on first use: a TypeAdapter is costly to build, cheap to use.
-_DECODERS: dict[object, Decoder[Any]] = {_Ignored: _IgnoringDecoder()}
-
-
-def _adapter(model: type[T]) -> Decoder[T]:
-    decoder = _DECODERS.get(model)
-    if decoder is None:
-        name = getattr(model, "__name__", repr(model))
-        decoder = _DECODERS[model] = _ModelDecoder(TypeAdapter(model), name)
-    return decoder
-
-
-def _schema_error(error: ValidationError, name: str) -> UpstreamError:
-    """Name where the answer is wrong, never what it holds: pydantic's own text quotes the input
-    (which may be personal data), so only the locations of the first few errors are given."""
-    problems = error.errors(include_url=False, include_input=False, include_context=False)
-    if problems and problems[0]["type"] == "json_invalid":
-        return UpstreamUnavailableError("upstream answered with invalid JSON")
-    shown = [".".join(map(str, problem["loc"])) or "(the whole answer)" for problem in problems]
-    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
-    return UpstreamSchemaError(
-        f"upstream answer is not a valid {name}: at {', '.join(shown[:5])}{more}"
-    )
-
-
-def _checked(headers: Mapping[str, str] | None) -> Mapping[str, str]:
-    """A caller's extra headers, refused when they would replace one the core sets."""
-    if not headers:
-        return NO_HEADERS
-    owned = sorted(name for name in headers if name.lower() in OWNED_HEADERS)
-    if owned:
-        raise ValueError(f"the client core sets {', '.join(owned)} itself")
-    return headers
-
-
-def _body(json: object, form: Mapping[str, str] | None, headers: dict[str, str]) -> bytes | None:
-    """The request body, serialized once for every attempt, with its Content-Type."""
-    if json is not None and form is not None:
-        raise ValueError("send a JSON body or a form body, not both")
-    if form is not None:
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return urlencode(form).encode()
-    if json is None:
-        return None
-    headers["Content-Type"] = "application/json"
-    if isinstance(json, BaseModel):
-        return json.model_dump_json(exclude_unset=True).encode()
-    return dumps(json)
-
-
-def canonical_query(params: Query) -> CanonicalQuery:
-    """The parameters as (name, value) pairs sorted by name; a list value's items keep their
-    order (``?tag=b&tag=a`` may mean something else than ``?tag=a&tag=b``)."""
-    pairs: list[tuple[str, str]] = []
-    for name in sorted(params):
-        value = params[name]
-        values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        pairs.extend((name, _query_text(item)) for item in values)
-    return tuple(pairs)
-
-
-def _query_text(value: QueryValue) -> str:
-    if isinstance(value, bool):  # a bool is an int: say which spelling the upstream gets
-        raise TypeError("pass query flags as strings ('true', '1'): upstreams disagree on them")
-    return value if isinstance(value, str) else str(value)
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
-from .core import QueryValue, UpstreamClient
+from .core import UpstreamClient
+from .encoding import QueryValue
 
 # The filters a listing accepts, each an exact match on the field of that name.
 ITEM_FILTERS = ("name", "color")
