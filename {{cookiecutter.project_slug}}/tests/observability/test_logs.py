@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
+import time
 
 import pytest
 from aiohttp.http_exceptions import LineTooLong
 
 from {{ cookiecutter.package_name }}.common import request_ids
 from {{ cookiecutter.package_name }}.observability.logs import (
+    DroppingQueueHandler,
     JsonFormatter,
+    LogWriter,
     MalformedRequestFilter,
     RequestIdFilter,
     configure_logging,
@@ -81,12 +86,13 @@ def test_json_lines_hold_level_message_and_request_id() -> None:
 def test_json_format_writes_one_object_per_line_to_stderr(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("INFO", "json")
+    writer = configure_logging("INFO", "json")
 
     try:
         raise ValueError("boom")
     except ValueError:
         logging.getLogger("svc").exception("failed")
+    writer.stop()  # the writer thread has written every queued line
 
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
@@ -99,10 +105,11 @@ def test_json_format_writes_one_object_per_line_to_stderr(
 def test_text_format_is_readable_and_respects_the_level(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("WARNING", "text")
+    writer = configure_logging("WARNING", "text")
 
     logging.getLogger("svc").info("hidden")
     logging.getLogger("svc").warning("shown")
+    writer.stop()
 
     err = capsys.readouterr().err
     assert "hidden" not in err
@@ -139,3 +146,39 @@ def test_a_real_application_error_stays_an_error_with_its_traceback() -> None:
 
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None
+
+
+def test_a_full_queue_drops_and_counts_records_without_raising() -> None:
+    lines: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=1)
+    handler = DroppingQueueHandler(lines)
+
+    for message in ("kept", "dropped", "dropped too"):
+        handler.handle(make_record(message))
+
+    assert handler.dropped == 2
+    assert lines.get_nowait().getMessage().endswith("kept")
+
+
+class StuckStream(logging.Handler):
+    """A stderr nobody reads: writing blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.released.wait()
+
+
+def test_stopping_the_writer_is_bounded_when_stderr_is_stuck() -> None:
+    handler, stuck = DroppingQueueHandler(queue.Queue(maxsize=10)), StuckStream()
+    writer = LogWriter(handler, stuck)
+    writer.start()
+    handler.handle(make_record("never written"))
+
+    started = time.perf_counter()
+    writer.stop(timeout=0.1)
+    waited = time.perf_counter() - started
+
+    stuck.released.set()  # let the thread end
+    assert 0.1 <= waited < 1.0

@@ -2,13 +2,22 @@
 
 Every record carries the id of the request it belongs to. Nothing here logs bodies or
 headers, so secrets and upstream payloads stay out of the logs.
+
+Lines are written by a thread of their own: a record is formatted where it is logged (the
+request id is read there), then queued. A stderr that is slow or that nobody reads (a full
+pipe) stalls that thread, never the event loop; past ``QUEUE_SIZE`` waiting lines, new ones
+are dropped and counted rather than waited for.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import queue
 import sys
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -19,6 +28,8 @@ from .tracing import TraceContextFilter
 {%- endif %}
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+QUEUE_SIZE = 10_000  # lines waiting for the writer thread, at most
+STOP_TIMEOUT = 1.0  # seconds the writer gets at exit to write what is queued
 
 
 class RequestIdFilter(logging.Filter):
@@ -76,14 +87,62 @@ def quiet_malformed_requests() -> None:
             logger.addFilter(MalformedRequestFilter())
 
 
-def configure_logging(level: str, log_format: str) -> None:
-    """Send logs to stderr; ``log_format`` is "text", "json" or "auto" (text on a terminal)."""
+class DroppingQueueHandler(QueueHandler):
+    """Formats each record where it is logged and queues the line for the writer thread. A
+    full queue drops the record and counts it: the stock handler would raise ``queue.Full``
+    and print a traceback to the very stderr that is stuck."""
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(lines)
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+class LogWriter(QueueListener):
+    """The thread that writes queued lines to stderr."""
+
+    def __init__(self, handler: DroppingQueueHandler, stream: logging.Handler) -> None:
+        super().__init__(handler.queue, stream)
+        self._handler = handler
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Write what is queued, waiting ``timeout`` seconds at most (the stock ``stop()``
+        waits forever for a stderr that may never drain); the thread is a daemon, so a stuck
+        one ends with the process."""
+        thread = self._thread
+        if thread is None:
+            return
+        if self._handler.dropped:
+            note = f"{self._handler.dropped} log lines were dropped: stderr was not read in time"
+            self._handler.handle(logging.makeLogRecord(
+                {"name": __name__, "msg": note, "levelno": logging.WARNING, "levelname": "WARNING"}
+            ))
+        with contextlib.suppress(queue.Full):
+            self.enqueue_sentinel()
+        thread.join(timeout)
+        self._thread = None
+
+
+def configure_logging(level: str, log_format: str) -> LogWriter:
+    """Send logs to stderr through the writer thread; ``log_format`` is "text", "json" or
+    "auto" (text on a terminal). The writer is stopped at exit; tests stop it themselves."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    handler = logging.StreamHandler()
+    handler = DroppingQueueHandler(queue.Queue(QUEUE_SIZE))
     handler.addFilter(RequestIdFilter())
 {%- if cookiecutter.use_tracing %}
     handler.addFilter(TraceContextFilter())
 {%- endif %}
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(TEXT_FORMAT))
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter("%(message)s"))  # the line comes formatted
+    writer = LogWriter(handler, stream)
+    writer.start()
+    atexit.register(writer.stop)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     quiet_malformed_requests()
+    return writer
