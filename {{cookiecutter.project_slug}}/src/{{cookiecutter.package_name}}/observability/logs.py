@@ -119,9 +119,8 @@ class LogWriter(QueueListener):
             return
         if self._handler.dropped:
             note = f"{self._handler.dropped} log lines were dropped: stderr was not read in time"
-            self._handler.handle(logging.makeLogRecord(
-                {"name": __name__, "msg": note, "levelno": logging.WARNING, "levelname": "WARNING"}
-            ))
+            fields = {"name": __name__, "msg": note, "levelno": logging.WARNING}
+            self._handler.handle(logging.makeLogRecord(fields | {"levelname": "WARNING"}))
         with contextlib.suppress(queue.Full):
             self.enqueue_sentinel()
         thread.join(timeout)
