@@ -69,13 +69,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 WITHHELD_VARIABLES = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
 
 
+# Baked suites shuffle their tests (pytest-randomly) with a new seed each run; here they run in
+# file order, so a template run never depends on luck. tests/test_async_detectors.py runs one
+# under three fixed seeds instead.
+CHILD_PYTEST_OPTIONS = "-p no:randomly"
+
+
 def clean_environment() -> dict[str, str]:
-    """This environment minus ``WITHHELD_VARIABLES`` and pytest's own variables."""
-    return {
+    """This environment minus ``WITHHELD_VARIABLES`` and pytest's own variables, with
+    ``CHILD_PYTEST_OPTIONS`` for any pytest it runs."""
+    kept = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("PYTEST_") and key not in WITHHELD_VARIABLES
     }
+    return kept | {"PYTEST_ADDOPTS": CHILD_PYTEST_OPTIONS}
 
 
 def run(

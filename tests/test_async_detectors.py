@@ -103,3 +103,21 @@ def test_a_hanging_test_fails_by_name_after_the_configured_timeout(
     assert result.returncode == 1, output
     assert "FAILED tests/test_planted_hang.py::test_planted_hang" in output, output
     assert "Timeout (>2.0s) from pytest-timeout" in output, output
+
+
+SEEDS = (1, 2, 3)
+
+
+def test_the_suite_passes_in_three_shuffled_orders(
+    default_project: Path, default_python: Path
+) -> None:
+    # pytest-randomly, on by default in the generated suite: shuffled modules and tests, and
+    # `random` reseeded before each, the seed printed so a failing order can be replayed.
+    shuffled = ["-p", "randomly", "-p", "no:cacheprovider", "-v"]
+    orders = set()
+    for seed in SEEDS:
+        command = [default_python, "-m", "pytest", *shuffled, f"--randomly-seed={seed}"]
+        result = run(command, default_project)  # fails the test unless every test passed
+        assert f"Using --randomly-seed={seed}" in result.stdout
+        orders.add(tuple(line.split()[0] for line in result.stdout.splitlines() if "::" in line))
+    assert len(orders) == len(SEEDS)  # three different orders, each passing
