@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.common.errors import (
     UpstreamNotFoundError,
@@ -79,3 +83,51 @@ async def test_one_failing_item_is_reported_inline_and_the_rest_succeed() -> Non
         {"id": "gone", "error": "not found upstream", "status": 404},
         {"id": "slow", "error": "no answer within 1s", "status": 504},
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(1, 12), limit=st.integers(1, 5), data=st.data())
+async def test_any_completion_order_keeps_the_bound_the_order_and_the_failures(
+    size: int, limit: int, data: st.DataObject
+) -> None:
+    """A property over every way the upstream's answers can interleave: Hypothesis picks which
+    call in flight answers next (no clock involved) and which ids fail."""
+    item_ids = [str(n) for n in range(size)]
+    failing = data.draw(st.sets(st.sampled_from(item_ids)), label="failing")
+    answers: dict[str, asyncio.Event] = {}
+    in_flight = peak = 0
+
+    async def fetch(item_id: str) -> JSONValue:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        answers[item_id] = asyncio.Event()
+        try:
+            await answers[item_id].wait()
+        finally:
+            in_flight -= 1
+        if item_id in failing:
+            raise UpstreamNotFoundError("not found upstream")
+        return {"id": item_id}
+
+    batch = asyncio.create_task(fetch_all(fetch, item_ids, limit))
+    try:
+        for _ in range(size):
+            for _ in range(5):  # let every call that can start, start
+                await asyncio.sleep(0)
+            waiting = sorted(item for item, answer in answers.items() if not answer.is_set())
+            assert len(waiting) == min(limit, size - (len(answers) - len(waiting)))
+            answers[data.draw(st.sampled_from(waiting), label="answers next")].set()
+        results = await batch
+    finally:  # Hypothesis may stop an example at a draw: the batch must not outlive it
+        batch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await batch
+
+    assert peak == min(limit, size)
+    assert [entry["id"] for entry in results] == item_ids
+    for entry in results:
+        if entry["id"] in failing:
+            assert (entry["status"], entry["error"]) == (404, "not found upstream")
+        else:
+            assert entry["item"] == {"id": entry["id"]}
