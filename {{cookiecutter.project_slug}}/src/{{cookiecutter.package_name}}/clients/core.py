@@ -57,6 +57,7 @@ from .coalescing import Coalescer
 from .decoding import JSON_DATA, Decoder, Ignored, decoder_for
 from .encoding import (
     IDEMPOTENCY_KEY_HEADER,
+    CanonicalQuery,
     Query,
     canonical_query,
     checked_headers,
@@ -366,30 +367,48 @@ class UpstreamClient:
         time_budget: float | None,
         retries: int | None,
     ) -> T:
-        url = self._base_url.joinpath(*segments)
-        key: tuple[object, ...] = (decoder, self._writes, segments)
-        if params:
-            query = canonical_query(params)
-            url, key = url.with_query(query), (*key, query)
+        url, query = self._url(segments, params)
+        key = (decoder, self._writes, segments, query)
         if self._cache is not None:
             cached = await self._cache.lookup(str(url))
             if self._observer is not None:
                 self._observer.cache_used(self.name, hit=cached is not MISS)
             if cached is not MISS:
                 return decoder.decode(cached)
-        call = self._read_call(url, time_budget, retries)
+        call = self._new_call("GET", url, time_budget, retries)
         if self._coalescer is None:
             return await self._fetch(decoder, call)
         shared: T = await self._coalescer.run(key, partial(self._fetch, decoder, call))
         return shared
 
-    def _read_call(self, url: URL, time_budget: float | None, retries: int | None) -> _Call:
+    def _url(self, segments: tuple[str, ...], params: Query | None) -> tuple[URL, CanonicalQuery]:
+        """The URL of a call, and its query in the canonical order (empty without one)."""
+        url = self._base_url.joinpath(*segments)
+        if not params:
+            return url, ()
+        query = canonical_query(params)
+        return url.with_query(query), query
+
+    def _new_call(
+        self,
+        method: str,
+        url: URL,
+        time_budget: float | None,
+        retries: int | None,
+        resendable: bool = True,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Call:
+        """A call with the policy's time budget and retries, unless the caller gave its own."""
         policy = self._policy
         return _Call(
-            "GET",
+            method,
             url,
             policy.timeout if time_budget is None else time_budget,
             policy.retries if retries is None else retries,
+            resendable,
+            body,
+            headers,
         )
 
     async def _fetch(self, decoder: Decoder[T], call: _Call) -> T:
@@ -418,14 +437,12 @@ class UpstreamClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._policy.timeout if time_budget is None else time_budget)
         decoder = decoder_for(page)
-        url = self._base_url.joinpath(*segments)
-        if params:
-            url = url.with_query(canonical_query(params))
+        url, _ = self._url(segments, params)
         for _ in range(max_pages):
             left = deadline - loop.time()
             if left <= 0:
                 raise UpstreamTimeoutError("the listing did not finish within its time budget")
-            reply = await self._call(self._read_call(url, left, None))
+            reply = await self._call(self._new_call("GET", url, left, None))
             yield decoder.decode(reply.body)
             if reply.next_url is None:
                 return
@@ -497,25 +514,14 @@ class UpstreamClient:
         (``OWNED_HEADERS``); ``time_budget`` (seconds, retries included) and ``retries``
         replace the policy's.
         """
-        url = self._base_url.joinpath(*segments)
-        if params:
-            url = url.with_query(canonical_query(params))
+        url, _ = self._url(segments, params)
         call_headers = dict(checked_headers(headers))
         body = encode_body(json, form, call_headers)
         resendable = method in SAFE_TO_RESEND
         if method in {"POST", "PATCH"}:
             call_headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key or uuid4().hex
             resendable = self._policy.idempotency_keys
-        policy = self._policy
-        call = _Call(
-            method,
-            url,
-            policy.timeout if time_budget is None else time_budget,
-            policy.retries if retries is None else retries,
-            resendable,
-            body,
-            call_headers,
-        )
+        call = self._new_call(method, url, time_budget, retries, resendable, body, call_headers)
         decoder = decoder_for(model)
         if method == "GET":
             reply = await self._call(call)
