@@ -53,6 +53,7 @@ REPORTED = [
 ]  # fmt: skip
 VARIANTS = (
     run.DEFAULT_VARIANT,
+    *(f"generated, upstream_auth={method}" for method in run.AUTH_SETTINGS),
     "generated, use_metrics=no",
     "generated, use_tracing=yes, 100 % sampled",
     "generated, use_tracing=yes, 10 % sampled",

@@ -128,7 +128,21 @@ OVERLOAD_LIMITS = ("200", "100", "0")  # MAX_IN_FLIGHT: the default, the pool si
 class Variant:
     name: str
     command: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # "{upstream}" is the upstream's URL
+
+
+# The upstream credentials of each upstream_auth variant. The fake upstream checks none (it
+# answers every request as the Example API) but is a token endpoint, so OAuth2's token is
+# fetched once, then each request carries it: what is measured is the valid-token path.
+AUTH_SETTINGS = {
+    "api_key": {"UPSTREAM_API_KEY": "benchmark-key"},
+    "bearer": {"UPSTREAM_BEARER_TOKEN": "benchmark-token"},
+    "oauth2_client_credentials": {
+        "UPSTREAM_TOKEN_URL": "{upstream}/oauth/token",
+        "UPSTREAM_CLIENT_ID": "client-id",
+        "UPSTREAM_CLIENT_SECRET": "client-secret",
+    },
+}
 
 
 @dataclass
@@ -233,7 +247,7 @@ def server_environment(
         "HOST": "127.0.0.1",
         "UPSTREAM_BASE_URL": upstream,
         "LOG_LEVEL": "WARNING",
-        **variant.env,
+        **{name: value.format(upstream=upstream) for name, value in variant.env.items()},
         **(env or {}),
     }
 
@@ -497,6 +511,12 @@ def prepare(
         bare_python = install(bare, workdir / "venv-no-metrics", [".[speedups]"])
         traced_python = install(traced, workdir / "venv-tracing", [".[speedups]"])
         exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint}
+        for method, settings in AUTH_SETTINGS.items():
+            authed = bake(TEMPLATE_ROOT, workdir / f"auth-{method}", upstream_auth=method)
+            authed_python = install(authed, workdir / f"venv-{method}", [".[speedups]"])
+            variants.append(
+                Variant(f"generated, upstream_auth={method}", (authed_python, *service), settings)
+            )
         variants += [
             Variant("generated, use_metrics=no", (bare_python, *service)),
             Variant("generated, cache=memory", (cached_python, *service)),

@@ -36,6 +36,10 @@ PRUNE: dict[tuple[str, object], tuple[str, ...]] = {
     ),
     ("cache", "memory"): ("tests/clients/test_redis_cache.py",),
     ("deployment", "none"): ("deploy",),
+    ("upstream_auth", "none"): (
+        "src/{package}/clients/auth.py",
+        "tests/clients/test_auth.py",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ Answers arrive as JSON inside a raw string: ``tojson`` escapes quotes, so no ans
 break out of the literal. The hook is quiet and has no side effects (cruft runs it twice).
 """
 
+import ipaddress
 import json
 import keyword
 import re
@@ -148,6 +149,20 @@ def is_base_url(value: object) -> bool:
     )
 
 
+def is_https_with_credentials(value: object) -> bool:
+    """With upstream credentials the service refuses a base URL in clear text (but to loopback)
+    at start: a project that could not start with its own default is refused here instead."""
+    if ANSWERS.get("upstream_auth", "none") == "none" or not is_base_url(value):
+        return True
+    url = urllib.parse.urlsplit(str(value))
+    host = url.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return url.scheme == "https" or loopback
+
+
 SLUG = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
 MAX_PACKAGE_NAME = 32
 MAX_CLIENT_CLASS = 40
@@ -194,6 +209,9 @@ RULES: list[tuple[str, str, Callable[[object], bool], str]] = [
     # Answers that only fail together.
     ("deployment", "deployment", needs_docker_for_kubernetes,
      "none when use_docker is no (the manifests deploy the image the Dockerfile builds)"),
+    ("upstream_base_url", "upstream_base_url", is_https_with_credentials,
+     "an https:// URL when upstream_auth is not none (credentials are never sent in clear text;"
+     " http:// only to a loopback address)"),
     ("project_slug", "project_slug", fits_kubernetes_names,
      "at most 63 characters with deployment=kubernetes (it names Kubernetes objects)"),
 ]

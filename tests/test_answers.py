@@ -71,10 +71,16 @@ BAD_ANSWERS: list[tuple[str, dict[str, str]]] = [
         "project_slug",
         {"deployment": "kubernetes", "project_slug": "a" * 64, "package_name": "a"},
     ),
+    # Credentials are never sent in clear text: the project could not start with this default.
+    (
+        "upstream_base_url",
+        {"upstream_auth": "bearer", "upstream_base_url": "http://api.example.com"},
+    ),
 ]
 
 GOOD_ANSWERS: list[dict[str, str]] = [
     {"upstream_base_url": "http://127.0.0.1:8080/"},
+    {"upstream_base_url": "http://localhost:8080", "upstream_auth": "api_key"},
     {"upstream_base_url": "https://api.example.com/v2"},
     {"version": "1.0.0rc1"},
     {"version": "2.0.dev3"},

@@ -173,6 +173,8 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         ".github/workflows/ci.yml": answers["ci_provider"] == "github",
         ".github/dependabot.yml": answers["ci_provider"] == "github",
         ".gitlab-ci.yml": answers["ci_provider"] == "gitlab",
+        f"{package}/clients/auth.py": answers["upstream_auth"] != "none",
+        "tests/clients/test_auth.py": answers["upstream_auth"] != "none",
     }
     assert always <= baked.files, f"missing: {sorted(always - baked.files)}"
     present = {name: name in baked.files for name in optional}

@@ -47,8 +47,38 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(bake: Bake, install: Install) -> Deployed:
-    project = bake(deployment="kubernetes", use_tracing=True, cache="redis")
+    # The most settings and secrets: OAuth2's two secrets and Redis's URL.
+    project = bake(
+        deployment="kubernetes",
+        use_tracing=True,
+        cache="redis",
+        upstream_auth="oauth2_client_credentials",
+    )
     return Deployed(project, install(project, DEFAULT_PYTHON), kustomize(project))
+
+
+SECRET_MOUNT = "/run/secrets/my-async-service"
+SECRET_KEYS = {
+    "UPSTREAM_CLIENT_ID_FILE": "upstream-client-id",
+    "UPSTREAM_CLIENT_SECRET_FILE": "upstream-client-secret",
+    "REDIS_URL_FILE": "redis-url",
+}
+
+
+@pytest.fixture(scope="module")
+def runnable_settings(
+    deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The ConfigMap's settings as the pod sees them: the Secret's files (here, stand-ins in a
+    tmp folder) and the token URL the README says to set."""
+    mounted = tmp_path_factory.mktemp("secrets")
+    (mounted / "upstream-client-id").write_text("client\n")
+    (mounted / "upstream-client-secret").write_text("secret\n")
+    (mounted / "redis-url").write_text("redis://:password@redis:6379/0\n")
+    environ = {
+        name: value.replace(SECRET_MOUNT, str(mounted)) for name, value in deployed.settings.items()
+    }
+    return environ | {"UPSTREAM_TOKEN_URL": "https://auth.example.com/oauth/token"}
 
 
 APP_IMPORTS = (
@@ -108,11 +138,14 @@ def test_ports_agree_with_the_settings_and_the_image(deployed: Deployed) -> None
     assert annotations["prometheus.io/port"] == deployed.settings["PORT"]
 
 
-def test_probes_point_at_the_apps_liveness_and_readiness_routes(deployed: Deployed) -> None:
+def test_probes_point_at_the_apps_liveness_and_readiness_routes(
+    deployed: Deployed, runnable_settings: dict[str, str]
+) -> None:
     routes = app_facts(
         deployed.python,
         deployed.project,
-        "sorted({route.resource.canonical for route in create_app(Settings()).router.routes()"
+        f"sorted({{route.resource.canonical for route in"
+        f" create_app(Settings.from_env({runnable_settings!r})).router.routes()"
         " if route.resource is not None})",
     )
     liveness = deployed.container["livenessProbe"]["httpGet"]
@@ -131,7 +164,9 @@ def test_the_grace_period_covers_the_drain_and_the_shutdown(deployed: Deployed) 
     assert deployed.pod["spec"]["terminationGracePeriodSeconds"] > drain + shutdown
 
 
-def test_every_environment_name_is_one_the_app_or_its_libraries_read(deployed: Deployed) -> None:
+def test_every_environment_name_is_one_the_app_or_its_libraries_read(
+    deployed: Deployed, runnable_settings: dict[str, str]
+) -> None:
     names = set(deployed.settings) | {env["name"] for env in deployed.container.get("env", [])}
     verdicts = app_facts(
         deployed.python,
@@ -146,20 +181,44 @@ def test_every_environment_name_is_one_the_app_or_its_libraries_read(deployed: D
     # Every value the ConfigMap sets is one the app accepts as written there (from_env raises
     # on a bad one, which fails app_facts).
     port = app_facts(
-        deployed.python, deployed.project, f"Settings.from_env({deployed.settings!r}).port"
+        deployed.python, deployed.project, f"Settings.from_env({runnable_settings!r}).port"
     )
     assert port == int(deployed.settings["PORT"])
 
 
-def test_redis_url_comes_from_a_secret_never_from_the_config_map(deployed: Deployed) -> None:
-    (redis_url,) = [env for env in deployed.container["env"] if env["name"] == "REDIS_URL"]
-    reference = redis_url["valueFrom"]["secretKeyRef"]
+def test_secrets_come_as_files_of_a_mounted_secret_never_as_values(
+    deployed: Deployed, runnable_settings: dict[str, str]
+) -> None:
+    mounts = {mount["name"]: mount for mount in deployed.container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in deployed.pod["spec"]["volumes"]}
+    pod_security = deployed.pod["spec"]["securityContext"]
 
-    assert "value" not in redis_url
-    assert reference == {"name": "my-async-service-redis", "key": "url"}
-    assert not any(name.startswith("REDIS") for name in deployed.settings)
+    assert mounts["secrets"] == {"name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": True}
+    assert volumes["secrets"]["secret"] == {
+        "secretName": "my-async-service-secrets",
+        "defaultMode": 0o440,  # read-only, for the owner and the pod's group
+    }
+    assert pod_security["fsGroup"] == pod_security["runAsGroup"]  # the group that may read
+    assert "env" not in deployed.container  # no value from anywhere but the ConfigMap
+    file_settings = {name: value for name, value in deployed.settings.items() if "_FILE" in name}
+    assert file_settings == {name: f"{SECRET_MOUNT}/{key}" for name, key in SECRET_KEYS.items()}
+    for name in ("UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET", "REDIS_URL"):
+        assert name not in deployed.settings
+    assert "Secret" not in {item["kind"] for item in deployed.objects}
+    # The settings as the pod reads them start the app: the files are what it needs.
+    assert (
+        app_facts(
+            deployed.python,
+            deployed.project,
+            f"Settings.from_env({runnable_settings!r}).redis_url.get_secret_value()",
+        )
+        == "redis://:password@redis:6379/0"
+    )
     readme = (deployed.project / "README.md").read_text(encoding="utf-8")
-    assert "kubectl create secret generic my-async-service-redis" in readme
+    command = readme[readme.index("kubectl create secret generic my-async-service-secrets") :]
+    command = command[: command.index("```")]
+    for key in SECRET_KEYS.values():
+        assert f"--from-file={key}=" in command
 
 
 def test_the_pod_runs_as_the_images_user_locked_down(deployed: Deployed) -> None:
@@ -177,7 +236,8 @@ def test_the_pod_runs_as_the_images_user_locked_down(deployed: Deployed) -> None
     # What the app may write goes to an emptyDir (the root filesystem is read-only).
     volumes = {volume["name"]: volume for volume in deployed.pod["spec"]["volumes"]}
     for mount in deployed.container["volumeMounts"]:
-        assert "emptyDir" in volumes[mount["name"]]
+        writable = not mount.get("readOnly", False)
+        assert "emptyDir" in volumes[mount["name"]] or not writable  # secrets: read-only
 
 
 def test_resources_and_autoscaling(deployed: Deployed) -> None:

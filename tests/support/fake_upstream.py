@@ -19,13 +19,21 @@ misbehaviour, so callers need no control channel:
     nostore-*   200 Cache-Control: no-store maxage1-*   200 Cache-Control: max-age=1
 
 ``GET /__stats`` returns the TCP connections accepted, the requests served, the requests in
-flight now and at most, and the latest paths and X-Request-ID headers received;
-``POST /__reset`` zeroes the request counters.
+flight now and at most, the latest paths and X-Request-ID headers received, and the token
+requests; ``POST /__reset`` zeroes the request counters.
+
+Credentials (the Example API's own, off by default): ``FAKE_UPSTREAM_AUTH`` holds a JSON object
+of the ``FakeUpstream`` attributes to set: ``credentials`` (headers every request must carry),
+``requires_token`` (an access token from ``POST /oauth/token``), ``client_id``,
+``client_secret``, ``token_lifetime``. ``POST /__token_replies`` queues scripted answers of the
+token endpoint (a JSON list of ``Reply`` fields); ``POST /__revoke`` refuses every token issued.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sys
 import time
 import types
@@ -69,6 +77,9 @@ class Upstream(example_api.FakeUpstream):  # type: ignore[misc,name-defined]
         self.recent_traceparents: deque[str] = deque(maxlen=RECENT)
         self.arrivals: deque[float] = deque(maxlen=RECENT)  # time.time() of each request
         self.seen: Counter[str] = Counter()
+        for name, value in json.loads(os.environ.get("FAKE_UPSTREAM_AUTH", "{}")).items():
+            assert hasattr(self, name), name
+            setattr(self, name, value)
 
     def _record(self, request: web.Request, body: bytes) -> None:
         self.served += 1
@@ -125,8 +136,18 @@ class Upstream(example_api.FakeUpstream):  # type: ignore[misc,name-defined]
                 "request_ids": list(self.recent_request_ids),
                 "traceparents": list(self.recent_traceparents),
                 "arrivals": list(self.arrivals),
+                "token_requests": len(self.token_forms),
+                "issued": self.issued,
             }
         )
+
+    async def token_replies(self, request: web.Request) -> web.Response:
+        self.queue_token(*(Reply(**fields) for fields in await request.json()))
+        return web.json_response({})
+
+    async def revoke_tokens(self, request: web.Request) -> web.Response:
+        self.revoke()
+        return web.json_response({})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.served = self.max_in_flight = 0
@@ -138,6 +159,8 @@ async def main(latency_ms: float) -> None:
     app = upstream.app
     app.router.add_get("/__stats", upstream.stats)
     app.router.add_post("/__reset", upstream.reset)
+    app.router.add_post("/__token_replies", upstream.token_replies)
+    app.router.add_post("/__revoke", upstream.revoke_tokens)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     server = runner.server

@@ -4,13 +4,15 @@ the fake upstream, and a service until it answers ``/health``. Everything listen
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,13 +67,17 @@ def fake_upstream(
     python: str | Path = sys.executable,
     latency_ms: float = 0,
     started: Callable[[int], None] = lambda pid: None,
+    auth: Mapping[str, object] | None = None,
 ) -> Iterator[str]:
     """The fake upstream in its own process; yields its base URL. ``started`` gets its pid
-    (the benchmark pins it to a core)."""
+    (the benchmark pins it to a core); ``auth`` sets the credentials it wants (see
+    support/fake_upstream.py)."""
+    env = None if auth is None else {**os.environ, "FAKE_UPSTREAM_AUTH": json.dumps(auth)}
     process = subprocess.Popen(
         [str(python), str(FAKE_UPSTREAM), str(latency_ms)],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     try:
         assert process.stdout is not None

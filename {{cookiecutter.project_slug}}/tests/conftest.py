@@ -14,6 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from blockbuster import blockbuster_ctx
+{%- if cookiecutter.upstream_auth != "none" %}
+from pydantic import SecretStr
+{%- endif %}
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -23,17 +26,50 @@ from {{ cookiecutter.package_name }}.upstreams import open_{{ cookiecutter.__ups
 
 from .fake_upstream import FakeUpstream
 
+# What must be set for the service to start at all{% if cookiecutter.upstream_auth != "none" %}: the upstream's credentials{% else %} (nothing){% endif %}.
+{%- if cookiecutter.upstream_auth == "none" %}
+REQUIRED: dict[str, str] = {}
+{%- else %}
+REQUIRED: dict[str, str] = {
+{%- if cookiecutter.upstream_auth == "api_key" %}
+    "UPSTREAM_API_KEY": "key-1",
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+    "UPSTREAM_BEARER_TOKEN": "token-1",
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    "UPSTREAM_TOKEN_URL": "https://auth.example.com/oauth/token",
+    "UPSTREAM_CLIENT_ID": "client-1",
+    "UPSTREAM_CLIENT_SECRET": "secret-1",
+{%- endif %}
+}
+{%- endif %}
+
+
+def settings_for_tests(**changes: Any) -> Settings:
+    """Settings for tests, with ``changes``: no retry backoff, so retried tests do not wait."""
+    defaults: dict[str, Any] = {
+        "upstream_base_url": "https://upstream.invalid",
+        "upstream_timeout": 2.0,
+        "upstream_retries": 2,
+        "upstream_retry_backoff": 0.0,
+        "upstream_concurrency": 3,
+{%- if cookiecutter.upstream_auth == "api_key" %}
+        "upstream_api_key": SecretStr("key-for-tests"),
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+        "upstream_bearer_token": SecretStr("token-for-tests"),
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        "upstream_token_url": "https://upstream.invalid/oauth/token",
+        # Characters that form-urlencoding must escape before HTTP Basic (RFC 6749 2.3.1).
+        "upstream_client_id": SecretStr("client for tests:1"),
+        "upstream_client_secret": SecretStr("secret/for+tests=%"),
+{%- endif %}
+    }
+    return Settings(**(defaults | changes))
+
 
 @pytest.fixture
 def settings() -> Settings:
-    """Settings for tests: no retry backoff, so retried tests do not wait."""
-    return Settings(
-        upstream_base_url="http://upstream.invalid",
-        upstream_timeout=2.0,
-        upstream_retries=2,
-        upstream_retry_backoff=0.0,
-        upstream_concurrency=3,
-    )
+    """The settings of most tests (``settings_for_tests()``)."""
+    return settings_for_tests()
 
 
 @pytest.fixture
@@ -63,8 +99,26 @@ async def fake_upstream(aiohttp_server: AiohttpServer) -> AsyncIterator[FakeUpst
 
 @pytest.fixture
 def upstream_settings(settings: Settings, fake_upstream: FakeUpstream) -> Settings:
-    """Settings pointing the real client at the fake upstream."""
+    """Settings pointing the real client at the fake upstream{% if cookiecutter.upstream_auth != "none" %}, which wants their credentials{% endif %}."""
+{%- if cookiecutter.upstream_auth == "api_key" %}
+    key = settings.upstream_api_key.get_secret_value()
+    fake_upstream.credentials = {settings.upstream_api_key_header: key}
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+    token = settings.upstream_bearer_token.get_secret_value()
+    fake_upstream.credentials = {"Authorization": f"Bearer {token}"}
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    fake_upstream.requires_token = True
+    fake_upstream.client_id = settings.upstream_client_id.get_secret_value()
+    fake_upstream.client_secret = settings.upstream_client_secret.get_secret_value()
+    return replace(
+        settings,
+        upstream_base_url=fake_upstream.base_url,
+        upstream_token_url=f"{fake_upstream.base_url}/oauth/token",
+    )
+{%- endif %}
+{%- if cookiecutter.upstream_auth != "oauth2_client_credentials" %}
     return replace(settings, upstream_base_url=fake_upstream.base_url)
+{%- endif %}
 
 
 @pytest.fixture

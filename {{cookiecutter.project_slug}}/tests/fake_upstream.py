@@ -7,6 +7,12 @@ here), ``PUT``/``PATCH /items/{id}`` (200), ``DELETE /items/{id}`` (200 ``{}``);
 an unknown id. Unlike json-server it honours ``Idempotency-Key`` on writes (a repeated key gets
 the first answer, nothing written twice) unless ``honours_keys`` is off.
 
+It can also want credentials, as real APIs do: headers every request must carry
+(``credentials``: an API key, a static bearer token), or an access token it issued itself at
+``POST /oauth/token`` (``requires_token``; the OAuth2 client credentials grant, RFC 6749
+section 4.4, with ``client_secret_basic`` or ``client_secret_post``). A request without them
+gets 401.
+
 Faking the boundary with a server (not by mocking aiohttp) tests the client exactly as it
 runs in production: real sockets, real timeouts, real parsing. Queued ``Reply``s (then
 ``default``, when set) answer before the API does, to script faults.
@@ -15,10 +21,12 @@ runs in production: real sockets, real timeouts, real parsing. Queued ``Reply``s
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 from yarl import URL
@@ -61,6 +69,21 @@ class FakeUpstream:
         self.traceparents: list[str | None] = []  # W3C trace context, when tracing sends one
         self.cookies: list[str | None] = []  # the Cookie header of each request
         self.accepts: list[str | None] = []  # the Accept header of each request
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
+        self.credentials: dict[str, str] = {}  # headers every request must carry, else 401
+        self.requires_token = False  # every request must carry a token issued here, else 401
+        # The token endpoint: the one client it knows, how long a token lives (None: no
+        # expires_in in the answer), what it issued and what each token request carried.
+        self.client_id = "client-id"
+        self.client_secret = "client-secret"
+        self.token_lifetime: float | None = 3600
+        self.token_type = "Bearer"
+        self.token_prefix = "token-"  # issued tokens are this and a number
+        self.issued: list[str] = []
+        self.valid_tokens: set[str] = set()
+        self.token_forms: list[dict[str, str]] = []
+        self.token_authorizations: list[str | None] = []
+        self._token_queued: deque[Reply] = deque()
         self.arrival_times: list[float] = []  # the event loop's clock, one per request
         self.peers: set[object] = set()  # one per TCP connection the client opened
         self._keyed: dict[str, tuple[int, bytes]] = {}  # each key's first answer
@@ -71,6 +94,7 @@ class FakeUpstream:
         self.app = web.Application()
         self.app.router.add_route("*", "/items", self._handle)
         self.app.router.add_route("*", "/items/{item_id}", self._handle)
+        self.app.router.add_post("/oauth/token", self._token)
 
     def add(self, *items: Item) -> None:
         """Store ``items`` as they are (each with its ``id``)."""
@@ -81,6 +105,14 @@ class FakeUpstream:
         """Answer the next requests with ``replies``, in order."""
         self._queued.extend(replies)
 
+    def queue_token(self, *replies: Reply) -> None:
+        """Answer the next token requests with ``replies``, in order."""
+        self._token_queued.extend(replies)
+
+    def revoke(self) -> None:
+        """Refuse every token issued so far, as an upstream does with expired ones."""
+        self.valid_tokens.clear()
+
     def release(self) -> None:
         """Let hanging requests finish, so the server can shut down at once."""
         self._released.set()
@@ -90,6 +122,8 @@ class FakeUpstream:
         self._record(request, body)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if not self._authorized(request):
+            return web.json_response({"error": "unauthorized"}, status=401)
         reply = self._script(request)
         if reply is not None:
             return await self._scripted(request, reply)
@@ -102,6 +136,38 @@ class FakeUpstream:
             assert isinstance(response.body, bytes)
             self._keyed[key] = (response.status, response.body)
         return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        """Whether the request carries the credentials this API wants (none: any request)."""
+        headers = request.headers
+        if any(headers.get(name) != value for name, value in self.credentials.items()):
+            return False
+        if self.requires_token:
+            scheme, _, token = headers.get("Authorization", "").partition(" ")
+            return scheme == "Bearer" and token in self.valid_tokens
+        return True
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        """The token endpoint: an access token for the one client it knows."""
+        form = {name: str(value) for name, value in (await request.post()).items()}
+        self.token_forms.append(form)
+        self.token_authorizations.append(request.headers.get("Authorization"))
+        if self._token_queued:
+            return await self._scripted(request, self._token_queued.popleft())
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if _client(request.headers.get("Authorization"), form) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        token = f"{self.token_prefix}{len(self.issued) + 1}"
+        self.issued.append(token)
+        self.valid_tokens.add(token)
+        answer: dict[str, object] = {"access_token": token, "token_type": self.token_type}
+        if self.token_lifetime is not None:
+            answer["expires_in"] = self.token_lifetime
+        return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
     def _script(self, request: web.Request) -> Reply | None:
         """The scripted answer to this request, if any: the next queued one, else ``default``."""
@@ -119,6 +185,7 @@ class FakeUpstream:
         self.traceparents.append(request.headers.get("traceparent"))
         self.cookies.append(request.headers.get("Cookie"))
         self.accepts.append(request.headers.get("Accept"))
+        self.authorizations.append(request.headers.get("Authorization"))
         self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         self.arrived.set()
 
@@ -204,6 +271,24 @@ class FakeUpstream:
             await response.write(body[start : start + 1024])
         await response.write_eof()
         return response
+
+
+def _client(authorization: str | None, form: dict[str, str]) -> tuple[str, str] | None:
+    """The client id and secret a token request carried: in HTTP Basic, each part
+    form-urlencoded (RFC 6749 section 2.3.1), or in the form."""
+    if authorization is None:
+        if "client_id" in form and "client_secret" in form:
+            return form["client_id"], form["client_secret"]
+        return None
+    scheme, _, encoded = authorization.partition(" ")
+    try:
+        pair = base64.b64decode(encoded, validate=True).decode()
+    except ValueError:  # binascii.Error or UnicodeDecodeError
+        return None
+    client_id, colon, secret = pair.partition(":")
+    if scheme != "Basic" or not colon:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def _object(body: bytes) -> Item:

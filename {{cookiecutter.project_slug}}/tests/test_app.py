@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -15,14 +14,15 @@ from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.web.keys import UPSTREAM
 
+from .conftest import REQUIRED
 from .fake_upstream import FakeUpstream
 
 
 async def test_app_opens_a_client_at_startup_and_closes_it_at_cleanup(
-    aiohttp_client: AiohttpClient, settings: Settings, fake_upstream: FakeUpstream
+    aiohttp_client: AiohttpClient, upstream_settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.add({"id": 1, "name": "one"})
-    app = create_app(replace(settings, upstream_base_url=fake_upstream.base_url))
+    app = create_app(upstream_settings)
     client = await aiohttp_client(app)
 
     response = await client.get("/api/items/1")
@@ -69,6 +69,8 @@ def test_main_serves_the_app_with_settings_from_the_environment(
         loop.close()
 
     monkeypatch.setattr(web, "run_app", fake_run_app)
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("PORT", "9123")
     monkeypatch.setenv("SHUTDOWN_TIMEOUT", "4")
 

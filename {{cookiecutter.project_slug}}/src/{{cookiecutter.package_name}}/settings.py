@@ -2,6 +2,8 @@
 
 Each setting is declared once, below: its variable is the field's name in capitals, with its
 parser, default and a one-line meaning beside it. The README's table is checked against this.
+Secrets (credentials, URLs that may hold a password) also come from a file named by
+``<NAME>_FILE`` (Docker and Kubernetes secrets), and no message or repr ever shows them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,23 @@ from __future__ import annotations
 import logging
 import math
 import os
+{%- if cookiecutter.upstream_auth in ["api_key", "oauth2_client_credentials"] %}
+import re
+{%- endif %}
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
+{%- if cookiecutter.upstream_auth != "none" %}
+from ipaddress import ip_address
+{%- endif %}
 from typing import Any
 
+from pydantic import SecretStr
 from yarl import URL
 
 DEFAULT_UPSTREAM_BASE_URL = {{ cookiecutter.upstream_base_url|quoted }}
+
+
+FILE_SUFFIX = "_FILE"  # a secret's variable with this suffix names a file that holds it
 
 
 class SettingsError(ValueError):
@@ -103,20 +115,108 @@ def _http_url(raw: str) -> str:
 {%- if cookiecutter.cache == "redis" %}
 
 
-def _redis_url(raw: str) -> str:
+def _redis_url(raw: str) -> SecretStr:
+    _secret(raw)  # no line break or other control character
     try:
         url = URL(raw)
     except ValueError:
         raise ValueError("expected a redis://, rediss:// or unix:// URL") from None
     if url.scheme not in {"redis", "rediss", "unix"} or not (url.host or url.path):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
-    return raw
+    return SecretStr(raw)
 {%- endif %}
 
 
-def setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    """Declare one setting: its default, the parser for its variable's text, what it means."""
-    return field(default=default, metadata={"parse": parse, "doc": doc})
+def _secret(raw: str) -> SecretStr:
+    """A credential, kept in pydantic's ``SecretStr``: its repr and str are stars."""
+    if not raw:
+        raise ValueError("it is empty")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in raw):
+        raise ValueError("it holds a control character (a line break?)")
+    return SecretStr(raw)
+{%- if cookiecutter.upstream_auth == "api_key" %}
+
+
+# A header name (RFC 9110's token), and the headers an API key must not take the place of.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NOT_FOR_A_KEY = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "idempotency-key",
+        "x-request-id",
+        "traceparent",
+        "tracestate",
+    }
+)
+
+
+def _api_key_header(raw: str) -> str:
+    if not _HEADER_NAME.fullmatch(raw):
+        raise ValueError("expected a header name")
+    if raw.lower() in _NOT_FOR_A_KEY:
+        raise ValueError(f"{raw} is not a header for an API key")
+    return raw
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+
+def _optional_http_url(raw: str) -> str:
+    return _http_url(raw) if raw else ""
+
+
+# RFC 6749 section 3.3: scope tokens of printable ASCII but space, quote and backslash.
+_SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*")
+
+
+def _scope(raw: str) -> str:
+    if raw and not _SCOPE.fullmatch(raw):
+        raise ValueError("expected scope names separated by single spaces")
+    return raw
+
+
+def _token_auth_method(raw: str) -> str:
+    method = raw.lower()
+    if method not in {"client_secret_basic", "client_secret_post"}:
+        raise ValueError("expected client_secret_basic or client_secret_post")
+    return method
+{%- endif %}
+{%- if cookiecutter.upstream_auth != "none" %}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
+{%- endif %}
+
+
+def setting(
+    default: Any,
+    parse: Callable[[str], Any],
+    doc: str,
+    *,
+    secret: bool = False,
+    required: bool = False,
+) -> Any:
+    """Declare one setting: its default, the parser for its variable's text, what it means.
+
+    A ``secret`` is also read from the file ``<NAME>_FILE`` names, and never shown; a
+    ``required`` one has no usable default (its default is empty) and must be set.
+    """
+    metadata = {"parse": parse, "doc": doc, "secret": secret, "required": required}
+    return field(default=default, metadata=metadata)
+
+
+def secret(doc: str) -> Any:
+    """Declare a required credential: from ``<NAME>`` or the file ``<NAME>_FILE`` names."""
+    return setting(SecretStr(""), _secret, doc, secret=True, required=True)
 
 
 def parser(declared: Field[Any]) -> Callable[[str], Any]:
@@ -127,6 +227,29 @@ def parser(declared: Field[Any]) -> Callable[[str], Any]:
 
 def environment_name(declared: Field[Any]) -> str:
     return declared.name.upper()
+
+
+def is_secret(declared: Field[Any]) -> bool:
+    """Whether a setting is a secret: read from a file too, never shown."""
+    return bool(declared.metadata["secret"])
+
+
+def _secret_text(environ: Mapping[str, str], name: str) -> str | None:
+    """A secret's text from ``name`` or from the file ``name_FILE`` names (its content less one
+    trailing line break); None when neither is set. Read once, at start: a rotated secret
+    needs a restart."""
+    path = environ.get(name + FILE_SUFFIX)
+    if path is None:
+        return environ.get(name)
+    if name in environ:
+        raise SettingsError(f"{name} and {name}{FILE_SUFFIX} are both set: set one")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise SettingsError(f"{name}{FILE_SUFFIX}: cannot read {path!r}: {reason}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +305,26 @@ class Settings:
     upstream_idempotency_keys: bool = setting(
         False, _boolean, "The upstream honours Idempotency-Key: re-send POST and PATCH"
     )
+{%- if cookiecutter.upstream_auth == "api_key" %}
+    upstream_api_key: SecretStr = secret("API key sent to the upstream with every request")
+    upstream_api_key_header: str = setting(
+        "X-API-Key", _api_key_header, "Header that carries the API key"
+    )
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+    upstream_bearer_token: SecretStr = secret("Token sent as Authorization: Bearer <token>")
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    upstream_token_url: str = setting(
+        "", _optional_http_url, "OAuth2 token endpoint (client credentials grant)", required=True
+    )
+    upstream_client_id: SecretStr = secret("OAuth2 client id")
+    upstream_client_secret: SecretStr = secret("OAuth2 client secret")
+    upstream_scope: str = setting("", _scope, "Scopes asked for, space-separated (optional)")
+    upstream_token_auth_method: str = setting(
+        "client_secret_basic",
+        _token_auth_method,
+        "How the client authenticates to the token endpoint",
+    )
+{%- endif %}
     upstream_max_response_bytes: int = setting(
         1024 * 1024, _integer(1, 1024**3), "Largest upstream body read"
     )
@@ -202,7 +345,9 @@ class Settings:
         10_000, _integer(1, 10_000_000), "Answers kept in memory, at most (least recent out)"
     )
 {%- elif cookiecutter.cache == "redis" %}
-    redis_url: str = setting("redis://localhost:6379/0", _redis_url, "Redis for the cache")
+    redis_url: SecretStr = setting(
+        SecretStr("redis://localhost:6379/0"), _redis_url, "Redis for the cache", secret=True
+    )
     redis_timeout: float = setting(
         0.05, _seconds(allow_zero=False), "Seconds a Redis command may take (then: a miss)"
     )
@@ -218,14 +363,47 @@ class Settings:
         values: dict[str, Any] = {}
         for declared in fields(cls):
             name = environment_name(declared)
-            raw = environ.get(name)
+            if is_secret(declared):
+                raw = _secret_text(environ, name)
+            else:
+                raw = environ.get(name)
+                raw = None if raw is None else raw.strip()
             if raw is None:
                 continue
             try:
-                values[declared.name] = parser(declared)(raw.strip())
+                values[declared.name] = parser(declared)(raw)
             except ValueError as exc:
-                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+                shown = name if is_secret(declared) else f"{name}={raw!r}"
+                raise SettingsError(f"{shown} is invalid: {exc}") from None
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        """Refuse settings the service cannot run with: a required one left unset{% if cookiecutter.upstream_auth != "none" %}, or
+        credentials that would travel in clear text{% endif %}."""
+        for declared in fields(self):
+            if declared.metadata["required"] and not _text(getattr(self, declared.name)):
+                name = environment_name(declared)
+                if is_secret(declared):
+                    name += f" (or {name}{FILE_SUFFIX}, naming a file that holds it)"
+                raise SettingsError(f"{name} is required")
+{%- if cookiecutter.upstream_auth != "none" %}
+        # Credentials go to these URLs: never in clear text, unless to this machine.
+        for name, url in [
+            ("UPSTREAM_BASE_URL", self.upstream_base_url),
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+            ("UPSTREAM_TOKEN_URL", self.upstream_token_url),
+{%- endif %}
+        ]:
+            parsed = URL(url)
+            if parsed.scheme != "https" and not _is_loopback(parsed.host):
+                raise SettingsError(
+                    f"{name} must be https: credentials are sent to it (http only to loopback)"
+                )
+{%- endif %}
+
+
+def _text(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 # Variables the libraries the service uses read under their own documented names (listed in
@@ -244,8 +422,11 @@ LIBRARY_VARIABLES = (
 def is_known_variable(name: str) -> bool:
     """Whether the service or a library it uses reads ``name``: deployments check with this
     that they set nothing that would be silently ignored."""
-    if name in {environment_name(declared) for declared in fields(Settings)}:
-        return True
+    for declared in fields(Settings):
+        if name == environment_name(declared):
+            return True
+        if is_secret(declared) and name == environment_name(declared) + FILE_SUFFIX:
+            return True
     return any(
         name.startswith(known) if known.endswith("_") else name == known
         for known in LIBRARY_VARIABLES

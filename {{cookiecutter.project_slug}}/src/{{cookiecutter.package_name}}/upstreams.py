@@ -12,6 +12,13 @@ The mapping lives here, in the app's wiring, so the ``clients`` package never re
 from __future__ import annotations
 
 from .clients import {{ cookiecutter.__upstream_class }}
+{%- if cookiecutter.upstream_auth == "api_key" %}
+from .clients.auth import api_key_headers
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+from .clients.auth import bearer_headers
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+from .clients.auth import ClientCredentials
+{%- endif %}
 {% if cookiecutter.cache == "memory" -%}
 from .clients.caching import MemoryCache
 {% elif cookiecutter.cache == "redis" -%}
@@ -27,7 +34,41 @@ def open_{{ cookiecutter.__upstream_module }}(
 ) -> {{ cookiecutter.__upstream_class }}:
     """Open the client for ``UPSTREAM_BASE_URL``; call from a running event loop, then close it."""
     base_url, policy = settings.upstream_base_url, upstream_policy(settings)
+{%- if cookiecutter.upstream_auth == "api_key" %}
+    credentials = api_key_headers(settings.upstream_api_key_header, settings.upstream_api_key)
+    return {{ cookiecutter.__upstream_class }}.open(
+        base_url,
+        policy,
+        instruments,
+        credentials=credentials,
+    )
+{%- elif cookiecutter.upstream_auth == "bearer" %}
+    credentials = bearer_headers(settings.upstream_bearer_token)
+    return {{ cookiecutter.__upstream_class }}.open(
+        base_url,
+        policy,
+        instruments,
+        credentials=credentials,
+    )
+{%- elif cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    tokens = ClientCredentials(
+        settings.upstream_token_url,
+        settings.upstream_client_id,
+        settings.upstream_client_secret,
+        scope=settings.upstream_scope,
+        auth_method=settings.upstream_token_auth_method,
+        upstream={{ cookiecutter.__upstream_class }}.name,
+        instruments=instruments,
+    )
+    return {{ cookiecutter.__upstream_class }}.open(
+        base_url,
+        policy,
+        instruments,
+        tokens=tokens,
+    )
+{%- else %}
     return {{ cookiecutter.__upstream_class }}.open(base_url, policy, instruments)
+{%- endif %}
 
 
 def upstream_policy(settings: Settings) -> UpstreamPolicy:
@@ -57,7 +98,10 @@ def response_cache(settings: Settings, upstream: str) -> ResponseCache:
     return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
 {%- else %}
     return RedisCache.open(
-        settings.redis_url, settings.cache_ttl_seconds, settings.redis_timeout, upstream
+        settings.redis_url.get_secret_value(),
+        settings.cache_ttl_seconds,
+        settings.redis_timeout,
+        upstream,
     )
 {%- endif %}
 {%- endif %}

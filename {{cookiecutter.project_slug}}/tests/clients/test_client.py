@@ -153,11 +153,11 @@ async def test_hanging_upstream_raises_timeout(
             await api.get_json("items", "1")
 
 
-async def test_connection_refused_raises_unavailable(settings: Settings) -> None:
+async def test_connection_refused_raises_unavailable(upstream_settings: Settings) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    nowhere = replace(settings, upstream_base_url=f"http://127.0.0.1:{port}")
+    nowhere = replace(upstream_settings, upstream_base_url=f"http://127.0.0.1:{port}")
 
     async with open_{{ cookiecutter.__upstream_module }}(nowhere) as api:
         with pytest.raises(UpstreamUnavailableError, match="connect"):

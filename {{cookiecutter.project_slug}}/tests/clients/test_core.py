@@ -36,6 +36,9 @@ class RecordingObserver:
     retries: list[str] = field(default_factory=list)
     circuit: list[tuple[str, bool]] = field(default_factory=list)
     cache_hits: list[bool] = field(default_factory=list)
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    token_requests: list[tuple[str, str]] = field(default_factory=list)
+{%- endif %}
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None:
         assert seconds >= 0
@@ -49,6 +52,11 @@ class RecordingObserver:
 
     def cache_used(self, upstream: str, hit: bool) -> None:
         self.cache_hits.append(hit)
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+    def token_requested(self, upstream: str, outcome: str) -> None:
+        self.token_requests.append((upstream, outcome))
+{%- endif %}
 
 
 class DictCache:

@@ -250,6 +250,10 @@ async def test_a_post_that_could_not_connect_is_tried_again_even_without_keys() 
         def circuit_changed(self, upstream: str, is_open: bool) -> None: ...
 
         def cache_used(self, upstream: str, hit: bool) -> None: ...
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+        def token_requested(self, upstream: str, outcome: str) -> None: ...
+{%- endif %}
 
     async with Client.open(f"http://127.0.0.1:{port}", NO_WAIT, Instruments(Counting())) as api:
         with pytest.raises(UpstreamUnavailableError, match="could not connect"):

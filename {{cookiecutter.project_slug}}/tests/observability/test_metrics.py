@@ -181,3 +181,25 @@ async def test_cache_lookups_are_counted_by_result(client: Client) -> None:
     lookups = "cache_requests_total"
     assert samples[(lookups, frozenset({("result", "hit")}))] == 2
     assert samples[(lookups, frozenset({("result", "miss")}))] == 1
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+
+async def test_token_requests_are_counted_by_upstream_and_outcome(
+    aiohttp_client: AiohttpClient, upstream_settings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.add(*({"id": n, "name": f"item {n}"} for n in range(4)))
+    client = await aiohttp_client(create_app(upstream_settings))
+    for n in range(3):  # other items each time: nothing answered from a cache
+        assert (await client.get(f"/api/items/{n}")).status == 200
+    fake_upstream.revoke()
+    fake_upstream.queue_token(Reply(status=503, json={}))
+    assert (await client.get("/api/items/3")).status == 502
+
+    samples = await scrape(client)
+
+    def token_requests(outcome: str) -> float:
+        labels = {"upstream": "{{ cookiecutter.__upstream_module }}", "outcome": outcome}
+        return samples.get(("upstream_token_requests_total", frozenset(labels.items())), 0.0)
+
+    assert (token_requests("ok"), token_requests("error")) == (1, 1)
+{%- endif %}

@@ -203,3 +203,28 @@ def test_an_exporter_not_shipped_is_refused_naming_the_variable(
     otel_environment.setenv(variable, value)
     with pytest.raises(TracingSettingsError, match=value):
         provider_from_environment()
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+
+async def test_each_token_request_is_a_client_span_of_its_own(
+    aiohttp_client: AiohttpClient,
+    upstream_settings: Settings,
+    fake_upstream: FakeUpstream,
+    provider: TracerProvider,
+    exported: InMemorySpanExporter,
+) -> None:
+    fake_upstream.add({"id": 1, "name": "one"}, {"id": 2, "name": "two"})
+    client = await aiohttp_client(create_app(upstream_settings, tracer_provider=provider))
+
+    assert (await client.get("/api/items/1")).status == 200
+    assert (await client.get("/api/items/2")).status == 200  # the token is reused
+
+    clients = [span for span in exported.get_finished_spans() if span.kind == SpanKind.CLIENT]
+    urls = [span.attributes["url.full"] for span in clients if span.attributes is not None]
+    assert urls == [
+        upstream_settings.upstream_token_url,
+        f"{fake_upstream.base_url}/items/1",
+        f"{fake_upstream.base_url}/items/2",
+    ]
+    assert clients[0].name == "POST"
+{%- endif %}

@@ -14,6 +14,9 @@ import pytest
 import schemathesis
 from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+from pydantic import SecretStr
+{%- endif %}
 from schemathesis.config import SchemathesisConfig
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -23,6 +26,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.web import validation
 from {{ cookiecutter.package_name }}.web.openapi import ITEM_ID, document
 
+from ..conftest import settings_for_tests
 from ..fake_upstream import FakeUpstream
 
 FUZZING = Path(__file__).parents[2] / "schemathesis.toml"
@@ -51,10 +55,10 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(document())
 
 
-def test_every_route_is_documented_and_only_those() -> None:
+def test_every_route_is_documented_and_only_those(settings: Settings) -> None:
     served = {
         (route.method, route.resource.canonical)
-        for route in create_app(Settings()).router.routes()
+        for route in create_app(settings).router.routes()
         if route.resource is not None and route.method != "HEAD"  # HEAD: GET without a body
     }
     documented = {
@@ -116,7 +120,16 @@ def base_url() -> Iterator[str]:
     async def start() -> tuple[TestServer, TestServer]:
         upstream = TestServer(FakeUpstream().app, host="127.0.0.1")
         await upstream.start_server()
-        settings = Settings(upstream_base_url=str(upstream.make_url("/")), upstream_retries=0)
+        base_url = str(upstream.make_url("")).rstrip("/")
+        settings = settings_for_tests(
+            upstream_base_url=base_url,
+            upstream_retries=0,
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+            upstream_token_url=f"{base_url}/oauth/token",
+            upstream_client_id=SecretStr("client-id"),  # what the fake knows by default
+            upstream_client_secret=SecretStr("client-secret"),
+{%- endif %}
+        )
         service = TestServer(create_app(settings), host="127.0.0.1")
         await service.start_server()
         return service, upstream

@@ -9,6 +9,10 @@ A call passes one layer per concern, top to bottom::
                     (coalescing). Reads only: writes (post, put, patch, delete) and
                     ``request`` skip both, and a write makes the cache forget its URL
     _guarded        the circuit breaker (only when enabled)
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    _authorized     a valid access token (fetched when there is none, see ``auth.py``); a
+                    401 replays the call once with a fresh one
+{%- endif %}
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After;
                     a write is re-sent only when that cannot duplicate it (see ``_Call``)
     _limited        waits for the upstream's rate limit, within the budget (only with one)
@@ -19,8 +23,8 @@ A call passes one layer per concern, top to bottom::
                     (``decoding.py``); the query and body were encoded once (``encoding.py``)
 
 Callers get pydantic models, plain JSON data or an ``Answer`` (status, headers, model), else an
-``UpstreamError``; nothing of aiohttp's client API leaks out. This module knows nothing of
-handlers or the application.
+``UpstreamError``; nothing of aiohttp's client API leaks out. A 401 or 403 is an
+``UpstreamAuthError``. This module knows nothing of handlers or the application.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from yarl import URL
 
 from ..common import request_ids
 from ..common.errors import (
+    UpstreamAuthError,
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
@@ -110,6 +115,27 @@ class ResponseCache(Protocol):
     async def close(self) -> None: ...
 
 
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+
+class TokenSource(Protocol):
+    """Authentication's seam for tokens that expire (``auth.py``): the ``Authorization`` value
+    of a valid token, a fetch when there is none, and word of a token the upstream refused."""
+
+    def current(self) -> str | None:
+        """A valid token's header value, at once; None when there is none."""
+
+    async def fresh(self, session: aiohttp.ClientSession, time_budget: float) -> str:
+        """A valid token's header value, fetched if need be within ``time_budget`` seconds.
+        Raises an UpstreamError when the token endpoint fails."""
+
+    def refused(self, authorization: str) -> None:
+        """The upstream answered 401 to ``authorization``: drop it, if still the current one."""
+
+
+{%- endif %}
+
+
 # Opens the cache of one upstream client, given the client's name.
 OpenCache = Callable[[str], ResponseCache]
 
@@ -145,7 +171,8 @@ class Answer(Generic[T]):
 
 class UpstreamObserver(Protocol):
     """Where metrics attach: told of every attempt sent, every retry and, with a circuit
-    breaker, each time it opens or closes; with a cache, of every lookup."""
+    breaker, each time it opens or closes; with a cache, of every lookup{% if cookiecutter.upstream_auth == "oauth2_client_credentials" %}; of every token
+    request{% endif %}."""
 
     def attempt_finished(self, upstream: str, outcome: Outcome, seconds: float) -> None: ...
 
@@ -154,6 +181,11 @@ class UpstreamObserver(Protocol):
     def circuit_changed(self, upstream: str, is_open: bool) -> None: ...
 
     def cache_used(self, upstream: str, hit: bool) -> None: ...
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+    def token_requested(self, upstream: str, outcome: Literal["ok", "error", "timeout"]) -> None:
+        """A request to the token endpoint finished (``auth.py``)."""
+{%- endif %}
 
 
 # Tracing's seam: wraps each attempt to an upstream (its name, the method, the URL without its
@@ -242,6 +274,9 @@ class UpstreamClient:
         cache: ResponseCache | None = None,
         observer: UpstreamObserver | None = None,
         trace_attempt: TraceAttempt | None = None,
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        tokens: TokenSource | None = None,
+{%- endif %}
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._session = session
@@ -267,14 +302,30 @@ class UpstreamClient:
         self._send = attempt
         # A layer is only passed when in use: each one costs every await of every call.
         self._call: Callable[[_Call], Coroutine[Any, Any, _Reply]] = self._with_retries
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        if tokens is not None:
+            self._call = partial(self._authorized, tokens)
+{%- endif %}
         if breaker is not None:
-            self._call = partial(self._guarded, breaker)
+            self._call = partial(self._guarded, breaker, self._call)
 
     @classmethod
     def open(
-        cls, base_url: str, policy: UpstreamPolicy, instruments: Instruments = NO_INSTRUMENTS
+        cls,
+        base_url: str,
+        policy: UpstreamPolicy,
+        instruments: Instruments = NO_INSTRUMENTS,
+        *,
+        credentials: Mapping[str, str] = NO_HEADERS,
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        tokens: TokenSource | None = None,
+{%- endif %}
     ) -> Self:
-        """Open the shared session; call from a running event loop, close with ``close()``."""
+        """Open the shared session; call from a running event loop, close with ``close()``.
+
+        ``credentials``: headers every request carries (an API key, a static token), set once
+        on the session{% if cookiecutter.upstream_auth == "oauth2_client_credentials" %}; ``tokens``: where each call gets an access token that expires{% endif %}.
+        """
         observer = instruments.observer
         connector = aiohttp.TCPConnector(
             limit=policy.pool_size, limit_per_host=policy.pool_size, ttl_dns_cache=300
@@ -297,7 +348,7 @@ class UpstreamClient:
             connector=connector,
             timeout=timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
-            headers=SESSION_HEADERS,
+            headers={**SESSION_HEADERS, **credentials},
         )
         return cls(
             session,
@@ -307,6 +358,9 @@ class UpstreamClient:
             cache=None if policy.cache is None else policy.cache(cls.name),
             observer=observer,
             trace_attempt=instruments.trace_attempt,
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+            tokens=tokens,
+{%- endif %}
         )
 
     @property
@@ -542,10 +596,17 @@ class UpstreamClient:
 
     # The layers every call passes.
 
-    async def _guarded(self, breaker: CircuitBreaker, call: _Call) -> _Reply:
+    async def _guarded(
+        self,
+        breaker: CircuitBreaker,
+        inner: Callable[[_Call], Coroutine[Any, Any, _Reply]],
+        call: _Call,
+    ) -> _Reply:
+        """Fail fast while the circuit is open. Every UpstreamError but a 404 counts as a
+        failure, refused credentials included: while they are refused, every call fails."""
         breaker.before_call()
         try:
-            result = await self._with_retries(call)
+            result = await inner(call)
         except UpstreamNotFoundError:
             breaker.record_success()  # the upstream answered properly
             raise
@@ -557,6 +618,34 @@ class UpstreamClient:
             raise
         breaker.record_success()
         return result
+
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+    async def _authorized(self, tokens: TokenSource, call: _Call) -> _Reply:
+        """Send the call with a valid access token; when the upstream answers 401, replay it
+        once with a fresh token. The replay is the one re-send of a write that needs no
+        idempotency declaration: a 401 means the upstream did not act on it. It carries the
+        same idempotency key. Fetching a token counts against the call's time budget."""
+        deadline = asyncio.get_running_loop().time() + call.timeout
+        timeout = call.timeout
+        authorization = tokens.current()
+        if authorization is None:
+            authorization = await tokens.fresh(self._session, timeout)
+            timeout = _left(call, deadline)
+        try:
+            return await self._with_retries(_with_token(call, authorization, timeout))
+        except UpstreamAuthError as refusal:
+            if refusal.upstream_status != 401:
+                raise
+        tokens.refused(authorization)
+        authorization = await tokens.fresh(self._session, _left(call, deadline))
+        try:
+            return await self._with_retries(_with_token(call, authorization, _left(call, deadline)))
+        except UpstreamAuthError as refusal:
+            if refusal.upstream_status == 401:
+                tokens.refused(authorization)
+            raise
+{%- endif %}
 
     async def _with_retries(self, call: _Call) -> _Reply:
         """Attempt; while the failure is transient, the call may be sent again, and attempts
@@ -690,6 +779,25 @@ class UpstreamClient:
         return UpstreamUnavailableError("the connection to the upstream failed")
 
 
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+
+def _with_token(call: _Call, authorization: str, timeout: float) -> _Call:
+    """``call`` with an ``Authorization`` header, and ``timeout`` seconds."""
+    headers = {**call.headers} if call.headers else {}
+    headers["Authorization"] = authorization
+    return _Call(call.method, call.url, timeout, call.retries, call.resendable, call.body, headers)
+
+
+def _left(call: _Call, deadline: float) -> float:
+    """What is left of a call's time budget; none left is an UpstreamTimeoutError."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise UpstreamTimeoutError(f"no answer within {call.timeout:g}s")
+    return left
+{%- endif %}
+
+
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
     """Scheme, host and port, the default port filled in: ``https://a`` is ``https://a:443``."""
     return url.scheme, url.host, url.port
@@ -711,6 +819,11 @@ def _status_error(response: aiohttp.ClientResponse) -> Exception:
     error: UpstreamError
     if response.status == 404:
         error = UpstreamNotFoundError("not found upstream")
+    elif response.status in {401, 403}:
+        error = UpstreamAuthError(
+            f"the upstream refused the service's credentials ({response.status})",
+            response.status,
+        )
     else:
         error = UpstreamUnavailableError(f"upstream answered {response.status}")
     error.upstream_request_id = upstream_id

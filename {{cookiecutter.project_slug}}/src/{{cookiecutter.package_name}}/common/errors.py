@@ -69,6 +69,19 @@ class UpstreamSchemaError(UpstreamError):
     status = 502
 
 
+class UpstreamAuthError(UpstreamError):
+    """The upstream (or its token endpoint) refused the service's credentials: a configuration
+    problem no retry fixes, so it is logged as an ERROR. The message never holds a credential."""
+
+    status = 502
+    log_as = "upstream refused the service's credentials"
+    log_level = logging.ERROR
+
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status  # 401 or 403 from the upstream itself
+
+
 class UpstreamTimeoutError(UpstreamError):
     """The upstream API did not answer within the time budget."""
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+from typing import Literal
+{%- endif %}
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
@@ -75,6 +78,14 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        self.upstream_token_requests = Counter(
+            "upstream_token_requests",
+            "Requests for an access token to an upstream's token endpoint, by outcome",
+            ["upstream", "outcome"],
+            registry=registry,
+        )
+{%- endif %}
         self._cache_results: dict[bool, Callable[[], None]] = {}
         self._request_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._attempt_children: dict[tuple[str, str], Callable[[float], None]] = {}
@@ -129,6 +140,12 @@ class Metrics:
             count = self.cache_requests.labels("hit" if hit else "miss").inc
             self._cache_results[hit] = count
         count()
+
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+
+    def token_requested(self, upstream: str, outcome: Literal["ok", "error", "timeout"]) -> None:
+        self.upstream_token_requests.labels(upstream, outcome).inc()
+{%- endif %}
 
 
 def multiprocess_mode() -> bool:
