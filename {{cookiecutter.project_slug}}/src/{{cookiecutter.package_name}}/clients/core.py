@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass{% if cookiecutter.upstream_auth == "oauth2_client_credentials" %}, replace{% endif %}
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -224,6 +224,11 @@ class _Call:
     resendable: bool = True
     body: bytes | None = None
     headers: Mapping[str, str] | None = None
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+    # The one exception to "never changed": ``_authorized`` sets the access token's header
+    # value before each send (a new field, not a new dict of headers: the common path is free).
+    authorization: str | None = None
+{%- endif %}
 
 
 @dataclass(slots=True)
@@ -627,20 +632,23 @@ class UpstreamClient:
         idempotency declaration: a 401 means the upstream did not act on it. It carries the
         same idempotency key. Fetching a token counts against the call's time budget."""
         deadline = asyncio.get_running_loop().time() + call.timeout
-        timeout = call.timeout
         authorization = tokens.current()
         if authorization is None:
-            authorization = await tokens.fresh(self._session, timeout)
-            timeout = _left(call, deadline)
+            authorization = await tokens.fresh(self._session, call.timeout)
+            call = _within(call, deadline)
+        call.authorization = authorization
         try:
-            return await self._with_retries(_with_token(call, authorization, timeout))
+            return await self._with_retries(call)
         except UpstreamAuthError as refusal:
             if refusal.upstream_status != 401:
                 raise
         tokens.refused(authorization)
-        authorization = await tokens.fresh(self._session, _left(call, deadline))
+        call = _within(call, deadline)
+        authorization = await tokens.fresh(self._session, call.timeout)
+        call = _within(call, deadline)
+        call.authorization = authorization
         try:
-            return await self._with_retries(_with_token(call, authorization, _left(call, deadline)))
+            return await self._with_retries(call)
         except UpstreamAuthError as refusal:
             if refusal.upstream_status == 401:
                 tokens.refused(authorization)
@@ -718,6 +726,10 @@ class UpstreamClient:
         headers = {request_ids.HEADER: request_ids.current.get()}
         if call.headers:
             headers.update(call.headers)
+{%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+        if call.authorization is not None:
+            headers["Authorization"] = call.authorization
+{%- endif %}
         if extra_headers:
             headers.update(extra_headers)
         # Redirects are never followed: an upstream must not be able to send this service (and
@@ -782,19 +794,12 @@ class UpstreamClient:
 {%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
 
 
-def _with_token(call: _Call, authorization: str, timeout: float) -> _Call:
-    """``call`` with an ``Authorization`` header, and ``timeout`` seconds."""
-    headers = {**call.headers} if call.headers else {}
-    headers["Authorization"] = authorization
-    return _Call(call.method, call.url, timeout, call.retries, call.resendable, call.body, headers)
-
-
-def _left(call: _Call, deadline: float) -> float:
-    """What is left of a call's time budget; none left is an UpstreamTimeoutError."""
+def _within(call: _Call, deadline: float) -> _Call:
+    """``call`` in what is left of its time budget; none left is an UpstreamTimeoutError."""
     left = deadline - asyncio.get_running_loop().time()
     if left <= 0:
         raise UpstreamTimeoutError(f"no answer within {call.timeout:g}s")
-    return left
+    return replace(call, timeout=left)
 {%- endif %}
 
 
