@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from multidict import istr
 from pydantic import SecretStr
 
 
 def api_key_headers(header: str, key: SecretStr) -> Mapping[str, str]:
-    """The header that carries ``key`` (the settings checked its name)."""
-    return {header: key.get_secret_value()}
+    """The header that carries ``key`` (the settings checked its name). Its name is an
+    ``istr``, aiohttp's case-insensitive header name: the session copies its headers into
+    every request, and a plain ``str`` name is case-folded again on each copy."""
+    return {istr(header): key.get_secret_value()}
 {%- elif cookiecutter.upstream_auth == "bearer" -%}
 """The upstream's credentials: a static bearer token (``Authorization: Bearer <token>``).
 
