@@ -89,7 +89,7 @@ def pairwise(
 
 
 # Extra answers for some rows: other project names and upstreams give other module names.
-_RENAMES: dict[int, dict[str, str]] = {
+RENAMES: dict[int, dict[str, str]] = {
     # Row 0 keeps every default answer: it is the quick run's bake (see DEFAULT_ROW).
     # The longest names pre_gen accepts (32-character package, 40-character client class):
     # generated code must still pass ruff's 100-column checks (row 2 has the most code:
@@ -105,12 +105,41 @@ _RENAMES: dict[int, dict[str, str]] = {
 }
 
 COMBINATIONS: list[dict[str, Any]] = [
-    {**row, **_RENAMES.get(index, {})} for index, row in enumerate(pairwise(OPTIONS))
+    {**row, **RENAMES.get(index, {})} for index, row in enumerate(pairwise(OPTIONS))
 ]
 
 
 # The row that bakes exactly the defaults: what a new user gets, checked by `./dev test -m quick`.
 DEFAULT_ROW = 0
+
+# The options that change what a baked project's own test suite runs: its Python code, its tests
+# and pytest.ini (test_combinations.py checks this list against the template's files). The
+# others change only files that suite never reads: CI, Docker, pre-commit, the license, the
+# manifests, and the target Python (which ruff and mypy check on every row; the suite runs on
+# this machine's Python whatever the target).
+CODE_OPTIONS = ("upstream_auth", "use_metrics", "use_tracing", "cache")
+
+
+def suite_rows(rows: list[dict[str, Any]]) -> list[int]:
+    """The rows whose own test suite is run: in order, each row that brings a pair of values of
+    two code options not run yet, renames something, or is the default row. Every pair of code
+    options' values is then run (the pairwise promise, for the suites); a row left out differs
+    from those run only in what its suite does not read, or in a combination of three or more
+    code options' values."""
+    run: set[tuple[tuple[str, Any], tuple[str, Any]]] = set()
+    chosen = []
+    for index, row in enumerate(rows):
+        pairs = {
+            ((first, row[first]), (second, row[second]))
+            for first, second in itertools.combinations(CODE_OPTIONS, 2)
+        }
+        if pairs - run or index == DEFAULT_ROW or index in RENAMES:
+            chosen.append(index)
+            run |= pairs
+    return chosen
+
+
+SUITE_ROWS = suite_rows(COMBINATIONS)
 
 
 def combination_id(answers: dict[str, Any]) -> str:

@@ -29,14 +29,17 @@ from ci_tools import (
     stale_pins,
     zizmor,
 )
-from conftest import Bake, Install, commit_all, run
+from conftest import TEMPLATE_ROOT, Bake, Install, commit_all, run
 from matrix import (
+    CODE_OPTIONS,
     COMBINATIONS,
     DEFAULT_ROW,
     OPTIONS,
     PYTHON_VERSIONS,
     QUESTIONS,
     REFUSED,
+    RENAMES,
+    SUITE_ROWS,
     combination_id,
 )
 from slugify import slugify
@@ -69,22 +72,28 @@ class Baked:
         return PYTHON_VERSIONS[PYTHON_VERSIONS.index(self.answers["python_version"]) :]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
+ROWS = {combination_id(answers): answers for answers in COMBINATIONS}
+
+
+def row_params(indices: list[int]) -> list[Any]:
+    """The rows at ``indices`` as params of ``baked``: by id (hashable, so pytest shares one bake
+    between every test of a row, whichever list they come from), on the row's xdist group."""
+    return [
         pytest.param(
-            answers,
-            id=combination_id(answers),
+            combination_id(COMBINATIONS[index]),
+            id=combination_id(COMBINATIONS[index]),
             marks=[
-                pytest.mark.xdist_group(combination_id(answers)),
+                pytest.mark.xdist_group(combination_id(COMBINATIONS[index])),
                 *([pytest.mark.quick] if index == DEFAULT_ROW else []),
             ],
         )
-        for index, answers in enumerate(COMBINATIONS)
-    ],
-)
+        for index in indices
+    ]
+
+
+@pytest.fixture(scope="module", params=row_params(list(range(len(COMBINATIONS)))))
 def baked(request: pytest.FixtureRequest, bake: Bake) -> Baked:
-    answers: dict[str, Any] = request.param
+    answers: dict[str, Any] = ROWS[request.param]
     path = bake(**answers)
     files = frozenset(
         str(file.relative_to(path)) for file in path.rglob("*") if file.is_file() or file.is_dir()
@@ -127,6 +136,27 @@ def test_matrix_is_pairwise_except_refused_answers() -> None:
         assert seen == wanted, f"pairs of {first} x {second}: {seen ^ wanted}"
     for answers in COMBINATIONS:
         assert not any(answers.items() >= refused.items() for refused in REFUSED)
+
+
+def test_the_suites_run_every_pair_of_code_options_and_every_renamed_row() -> None:
+    for first, second in itertools.combinations(CODE_OPTIONS, 2):
+        run = {(COMBINATIONS[i][first], COMBINATIONS[i][second]) for i in SUITE_ROWS}
+        assert run == set(itertools.product(OPTIONS[first], OPTIONS[second])), (first, second)
+    assert {DEFAULT_ROW, *RENAMES} <= set(SUITE_ROWS)
+    assert len(SUITE_ROWS) < len(COMBINATIONS)
+
+
+def test_code_options_are_the_options_the_suite_reads() -> None:
+    """An option used in the package, its tests or pytest.ini changes what the own suite runs:
+    it must be in matrix.CODE_OPTIONS, or rows would be left out that run code no other runs."""
+    project = TEMPLATE_ROOT / "{{cookiecutter.project_slug}}"
+    read = [project / "pytest.ini", *project.glob("src/**/*.py"), *project.glob("tests/**/*.py")]
+    used = {
+        name
+        for file in read
+        for name in re.findall(r"cookiecutter\.(\w+)", file.read_text(encoding="utf-8"))
+    }
+    assert used & set(OPTIONS) == set(CODE_OPTIONS)
 
 
 def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
@@ -390,6 +420,7 @@ def test_imports_keep_to_the_declared_layers(baked: Baked, venv_python: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("baked", row_params(SUITE_ROWS), indirect=True)
 def test_own_test_suite_passes_with_the_ci_coverage_gate(
     baked: Baked, venv_python: Path, request: pytest.FixtureRequest
 ) -> None:
