@@ -10,7 +10,9 @@ The mapping lives here, in the app's wiring, so the ``clients`` package never re
 """
 
 from __future__ import annotations
-
+{% if cookiecutter.cache == "memory" or cookiecutter.upstream_auth == "oauth2_client_credentials" %}
+import asyncio
+{% endif %}
 from .clients import {{ cookiecutter.__upstream_class }}
 {%- if cookiecutter.upstream_auth == "api_key" %}
 from .clients.auth import api_key_headers
@@ -59,6 +61,7 @@ def open_{{ cookiecutter.__upstream_module }}(
         auth_method=settings.upstream_token_auth_method,
         upstream={{ cookiecutter.__upstream_class }}.name,
         instruments=instruments,
+        clock=asyncio.get_running_loop().time,  # follows virtual time in tests (looptime)
     )
     return {{ cookiecutter.__upstream_class }}.open(
         base_url,
@@ -93,9 +96,12 @@ def upstream_policy(settings: Settings) -> UpstreamPolicy:
 
 
 def response_cache(settings: Settings, upstream: str) -> ResponseCache:
-    """The cache for one upstream's answers (``upstream`` is its client's name)."""
+    """The cache for one upstream's answers (``upstream`` is its client's name); call from a
+    running event loop."""
 {%- if cookiecutter.cache == "memory" %}
-    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
+    # Expiry on the loop's clock: it follows virtual time in tests (looptime).
+    clock = asyncio.get_running_loop().time
+    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries, clock)
 {%- else %}
     return RedisCache.open(
         settings.redis_url.get_secret_value(),

@@ -376,6 +376,7 @@ async def test_a_late_401_for_an_old_token_keeps_the_fresh_one(
         (Reply(hang=True), UpstreamTimeoutError, "token"),
     ],
 )
+@pytest.mark.looptime
 async def test_a_failing_token_endpoint_is_a_clear_error_and_the_api_is_not_called(
     upstream_settings: Settings,
     fake_upstream: FakeUpstream,

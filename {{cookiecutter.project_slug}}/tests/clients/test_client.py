@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from dataclasses import replace
 
+import aiohttp
 import pytest
 
 from {{ cookiecutter.package_name }}.clients import {{ cookiecutter.__upstream_class }}
@@ -141,16 +143,58 @@ async def test_oversized_body_raises_unavailable(
             await api.get_json("items", "1")
 
 
-async def test_hanging_upstream_raises_timeout(
+@pytest.mark.looptime
+async def test_hanging_upstream_raises_timeout_at_the_end_of_the_budget(
     fake_upstream: FakeUpstream,
     upstream_settings: Settings,
 ) -> None:
     fake_upstream.default = Reply(hang=True)
-    impatient = replace(upstream_settings, upstream_timeout=0.2)
+    impatient = replace(upstream_settings, upstream_timeout=2.0)
+    loop = asyncio.get_running_loop()
 
     async with open_{{ cookiecutter.__upstream_module }}(impatient) as api:
+        started = loop.time()
         with pytest.raises(UpstreamTimeoutError):
             await api.get_json("items", "1")
+        elapsed = loop.time() - started
+
+    assert elapsed == pytest.approx(2.0, abs=1e-6)  # virtual time: no real wait, exact
+
+
+@pytest.mark.looptime
+async def test_backoff_with_a_fixed_jitter_takes_exactly_its_sum(
+    fake_upstream: FakeUpstream,
+) -> None:
+    fake_upstream.queue(Reply(status=503, json={}), Reply(status=503, json={}))
+    policy = UpstreamPolicy(timeout=10.0, retries=2, retry_backoff=0.5)
+    loop = asyncio.get_running_loop()
+
+    async with aiohttp.ClientSession() as session:
+        # The full jitter at its top: 0.5 s, then 1 s (doubled), then the answer.
+        api = {{ cookiecutter.__upstream_class }}(
+            session, fake_upstream.base_url, policy, jitter=lambda: 1.0
+        )
+        started = loop.time()
+        assert await api.get_json("items", "1") == {"id": "default"}
+        elapsed = loop.time() - started
+
+    assert elapsed == pytest.approx(0.5 + 1.0, abs=1e-6)
+    arrivals = fake_upstream.arrival_times
+    assert [round(b - a, 6) for a, b in itertools.pairwise(arrivals)] == [0.5, 1.0]
+
+
+@pytest.mark.looptime
+async def test_retry_after_is_waited_out_exactly(
+    fake_upstream: FakeUpstream, upstream_settings: Settings
+) -> None:
+    fake_upstream.queue(Reply(status=429, json={}, headers={"Retry-After": "2"}))
+    patient = replace(upstream_settings, upstream_timeout=10.0)
+
+    async with open_{{ cookiecutter.__upstream_module }}(patient) as api:
+        assert await api.get_json("items", "1") == {"id": "default"}
+
+    first, second = fake_upstream.arrival_times
+    assert second - first == pytest.approx(2.0, abs=1e-6)
 
 
 async def test_connection_refused_raises_unavailable(upstream_settings: Settings) -> None:
@@ -385,27 +429,28 @@ async def test_a_boolean_query_value_is_refused_before_anything_is_sent(
     assert fake_upstream.requests == []
 
 
+@pytest.mark.looptime
 async def test_the_rate_limit_lets_a_burst_through_then_spaces_attempts(
     upstream_settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
-    limited = replace(upstream_settings, upstream_rate_limit=5.0)
+    limited = replace(upstream_settings, upstream_rate_limit=20.0)
 
     async with open_{{ cookiecutter.__upstream_module }}(limited) as api:
-        await asyncio.gather(*(api.get_json("items", str(n)) for n in range(10)))
+        await asyncio.gather(*(api.get_json("items", str(n)) for n in range(25)))
 
+    # On virtual time: the burst of 20 at once, then one attempt every 1/20 s.
     times = sorted(fake_upstream.arrival_times)
-    assert len(times) == 10
-    # 5 at once (the burst), the other 5 at 5 per second: a second (less what leaked while the
-    # burst went out); a busy machine only makes it longer, and without the limit it takes
-    # a few milliseconds.
-    assert times[-1] - times[0] >= 0.6
+    assert times[19] - times[0] == pytest.approx(0.0, abs=1e-6)
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(times[19:])]
+    assert gaps == [0.05] * 5
 
 
+@pytest.mark.looptime
 async def test_a_call_with_no_turn_within_its_budget_is_a_timeout_and_never_sent(
     upstream_settings: Settings, fake_upstream: FakeUpstream
 ) -> None:
     tight = replace(
-        upstream_settings, upstream_rate_limit=1.0, upstream_timeout=0.2, upstream_retries=0
+        upstream_settings, upstream_rate_limit=1.0, upstream_timeout=0.5, upstream_retries=0
     )
 
     async with open_{{ cookiecutter.__upstream_module }}(tight) as api:

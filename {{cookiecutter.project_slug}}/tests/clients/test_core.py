@@ -129,6 +129,7 @@ async def test_a_cache_is_asked_first_and_offered_each_200_with_its_cache_contro
     assert cache.closed  # closing the client closes its cache
 
 
+@pytest.mark.looptime
 async def test_observer_tells_not_found_from_timeout(fake_upstream: FakeUpstream) -> None:
     fake_upstream.queue(Reply(status=404), Reply(hang=True))
     observer = RecordingObserver()

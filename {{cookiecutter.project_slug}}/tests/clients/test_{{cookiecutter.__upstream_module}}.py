@@ -126,6 +126,7 @@ async def test_a_listing_longer_than_its_page_bound_is_refused(fake_upstream: Fa
     assert len(fake_upstream.methods) == 2
 
 
+@pytest.mark.looptime
 async def test_a_whole_listing_shares_one_time_budget(fake_upstream: FakeUpstream) -> None:
     fake_upstream.add(*({"id": n, "name": f"n{n}"} for n in range(1, 8)))
     next_page = {"Link": '</items>; rel="next"'}
@@ -209,6 +210,7 @@ async def test_without_keys_a_post_whose_connection_dropped_after_sending_is_not
     assert fake_upstream.bodies == [b'{"name":"lamp"}']
 
 
+@pytest.mark.looptime
 async def test_without_keys_a_timed_out_post_is_a_504_and_not_resent(
     fake_upstream: FakeUpstream,
 ) -> None:

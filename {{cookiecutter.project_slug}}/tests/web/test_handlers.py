@@ -185,6 +185,7 @@ async def test_oversized_body_is_413(client: Client) -> None:
     assert "error" in await response.json()
 
 
+@pytest.mark.looptime
 async def test_a_body_that_does_not_arrive_in_time_is_408(
     aiohttp_client: AiohttpClient, settings: Settings, upstream: AsyncMock
 ) -> None:

@@ -342,6 +342,8 @@ class UpstreamClient:
             breaker = CircuitBreaker(
                 policy.circuit_breaker_threshold,
                 policy.circuit_breaker_cooldown,
+                # The loop's clock: the cool-down follows virtual time in tests (looptime).
+                clock=asyncio.get_running_loop().time,
                 on_change=on_change,
             )
             if on_change is not None:
