@@ -2,9 +2,10 @@
 is refused by pre_gen with a clear message, leaving nothing behind.
 
 Hypothesis draws names from a mix of strategies (free text, near-valid slugs and identifiers,
-known-bad names). An accepted project must compile, pass ruff and its own test suite. Its tests
+known-bad names). An accepted project must compile, pass ruff and its own test suite (all of
+it but the schemathesis fuzzing of the running app, which names do not change). Its tests
 run in one shared environment (the dependencies are the same for every name) with the baked
-``src`` first on the path, so each example costs about a second rather than an install; mypy
+``src`` first on the path, so each example costs a few seconds rather than an install; mypy
 is covered by the option-matrix tests and is left out here for time.
 """
 
