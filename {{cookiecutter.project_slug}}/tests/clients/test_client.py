@@ -172,7 +172,10 @@ async def test_backoff_with_a_fixed_jitter_takes_exactly_its_sum(
     async with aiohttp.ClientSession() as session:
         # The full jitter at its top: 0.5 s, then 1 s (doubled), then the answer.
         api = {{ cookiecutter.__upstream_class }}(
-            session, fake_upstream.base_url, policy, jitter=lambda: 1.0
+            session,
+            fake_upstream.base_url,
+            policy,
+            jitter=lambda: 1.0,
         )
         started = loop.time()
         assert await api.get_json("items", "1") == {"id": "default"}
