@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +49,37 @@ async def test_runs_up_to_the_limit_concurrently_and_never_more() -> None:
     results = await batch
     assert counter.peak == 4
     assert [entry["id"] for entry in results] == [str(i) for i in range(20)]
+
+
+@pytest.mark.looptime
+async def test_on_virtual_time_a_batch_takes_exactly_its_schedules_makespan() -> None:
+    # Random latencies (pytest-randomly seeds `random`: the header's seed replays them).
+    latencies = {str(n): round(random.uniform(0.001, 1.0), 3) for n in range(30)}
+    limit = 4
+    in_flight = peak = 0
+
+    async def fetch(item_id: str) -> JSONValue:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(latencies[item_id])  # an upstream call, on the loop's clock
+        finally:
+            in_flight -= 1
+        return {"id": item_id}
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await fetch_all(fetch, list(latencies), limit=limit)
+    elapsed = loop.time() - started
+
+    # The schedule the batch promises: in input order, each call takes the first slot to free.
+    slots = [0.0] * limit
+    for latency in latencies.values():
+        heapq.heapreplace(slots, slots[0] + latency)
+    assert elapsed == pytest.approx(max(slots), abs=1e-6)
+    assert peak == limit
+    assert [entry["id"] for entry in results] == list(latencies)
 
 
 async def test_results_keep_input_order_when_calls_finish_out_of_order() -> None:
