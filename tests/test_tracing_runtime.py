@@ -16,7 +16,7 @@ import pytest
 from conftest import Bake, Install
 from matrix import DEFAULT_PYTHON
 from support.otlp_receiver import otlp_receiver
-from support.processes import free_port, stop, wait_until_healthy
+from support.processes import start_service, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tracing")]
 
@@ -35,43 +35,28 @@ def get(url: str, **headers: str) -> int:
         return error.code
 
 
-def start(python: Path, log: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [python, "-m", "my_async_service"],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                "LOG_FORMAT": "json",
-                "UPSTREAM_RETRY_BACKOFF": "0",
-                **env,
-            },
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    wait_until_healthy(process, f"http://127.0.0.1:{port}", explain=log.read_text)
-    return process
+def start(python: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The service with ``env``, without this environment's OTEL_ variables; process and URL."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    defaults = {"LOG_FORMAT": "json", "UPSTREAM_RETRY_BACKOFF": "0"}
+    return start_service(python, log, inherited | defaults | env)
 
 
 def test_spans_reach_a_real_receiver_on_sigterm_and_cross_into_the_upstream(
     traced_python: Path, upstream: str, tmp_path: Path
 ) -> None:
     traces = {f"{n:032x}": f"00-{n:032x}-{n:016x}-01" for n in range(1, 6)}
-    port, log = free_port(), tmp_path / "service.log"
+    log = tmp_path / "service.log"
     with otlp_receiver() as receiver:
-        process = start(
+        process, base = start(
             traced_python,
             log,
-            port,
             UPSTREAM_BASE_URL=upstream,
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
             # Held back until shutdown: whatever the receiver gets came from the final flush.
             OTEL_BSP_SCHEDULE_DELAY="600000",
         )
         try:
-            base = f"http://127.0.0.1:{port}"
             statuses = [
                 get(f"{base}/api/items/{'boom' if n == 5 else f'ok-{n}'}", traceparent=header)
                 for n, header in enumerate(traces.values(), start=1)
@@ -114,11 +99,11 @@ def test_spans_reach_a_real_receiver_on_sigterm_and_cross_into_the_upstream(
 def test_with_nothing_configured_no_span_is_sent_and_no_error_is_logged(
     traced_python: Path, upstream: str, tmp_path: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "service.log"
-    process = start(traced_python, log, port, UPSTREAM_BASE_URL=upstream)
+    log = tmp_path / "service.log"
+    process, base = start(traced_python, log, UPSTREAM_BASE_URL=upstream)
     try:
         for n in range(20):
-            assert get(f"http://127.0.0.1:{port}/api/items/ok-{n}") == 200
+            assert get(f"{base}/api/items/ok-{n}") == 200
     finally:
         assert stop(process) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]

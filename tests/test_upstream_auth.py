@@ -32,7 +32,7 @@ import pytest
 from conftest import Bake, Install
 from matrix import DEFAULT_PYTHON
 from support.otlp_receiver import otlp_receiver
-from support.processes import fake_upstream, free_port, stop, wait_until_healthy
+from support.processes import fake_upstream, start_service, stop
 
 METHODS = ["api_key", "bearer", "oauth2_client_credentials"]
 # Distinctive values, with characters that every encoding changes.
@@ -103,25 +103,12 @@ class Service:
 
 @contextmanager
 def started(python: Path, log: Path, env: dict[str, str]) -> Iterator[Service]:
-    port = free_port()
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [python, "-m", "my_async_service"],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "UPSTREAM_"))},
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                "UPSTREAM_RETRY_BACKOFF": "0",
-                "UPSTREAM_TIMEOUT": "2",
-                **env,
-            },
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
+    """The service with ``env`` over this environment (less its OTEL_ and UPSTREAM_ variables);
+    stopped with SIGTERM at the end, which it must survive with exit status 0."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "UPSTREAM_"))}
+    defaults = {"UPSTREAM_RETRY_BACKOFF": "0", "UPSTREAM_TIMEOUT": "2"}
+    process, url = start_service(python, log, inherited | defaults | env)
     try:
-        wait_until_healthy(process, url, explain=lambda: log.read_text(errors="replace"))
         yield Service(process, url, log)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -62,6 +62,30 @@ def wait_until_healthy(
         time.sleep(0.005)
 
 
+def start_service(
+    python: str | Path, log: Path, env: Mapping[str, str], package: str = "my_async_service"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m <package>`` with ``env`` (the whole environment) on a free loopback port, its
+    output in ``log``; returns once it answers ``/health``: its process and URL. Stop it with
+    ``stop``."""
+    port = free_port()
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(python), "-m", package],
+            env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(process, url, explain=lambda: log.read_text(errors="replace"))
+    except BaseException:
+        stop(process)
+        raise
+    return process, url
+
+
 @contextmanager
 def fake_upstream(
     python: str | Path = sys.executable,
