@@ -210,8 +210,8 @@ def test_bad_oauth2_settings_fail_naming_the_variable(name: str, value: str) -> 
 def documented_configuration() -> dict[str, str]:
     """CONFIGURATION.md's table: variable -> default, as it shows them ("required": none)."""
     text = (Path(__file__).parent.parent / "CONFIGURATION.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `([A-Z_0-9]+)` \| (?:`([^`]*)`|(required))", text, re.M)
-    return {name: default or required for name, default, required in rows}
+    rows = re.findall(r"^\| `([A-Z_0-9]+)` \| (?:`([^`]*)`|(required|empty))", text, re.M)
+    return {name: "" if word == "empty" else default or word for name, default, word in rows}
 
 
 def test_configuration_md_documents_every_setting_with_its_default() -> None:

@@ -119,6 +119,7 @@ async def test_one_failing_item_is_reported_inline_and_the_rest_succeed() -> Non
     ]
 
 
+@pytest.mark.slow  # computation: 40 Hypothesis examples, each a batch run to completion
 @settings(max_examples=40, deadline=None)
 @given(size=st.integers(1, 12), limit=st.integers(1, 5), data=st.data())
 async def test_any_completion_order_keeps_the_bound_the_order_and_the_failures(

@@ -145,6 +145,7 @@ def base_url() -> Iterator[str]:
         loop.close()
 
 
+@pytest.mark.slow  # computation: schemathesis generates and checks requests for every operation
 @SCHEMA.parametrize()
 def test_app_keeps_to_its_document(case: schemathesis.Case[Any], base_url: str) -> None:
     case.call_and_validate(base_url=base_url)
