@@ -3,11 +3,13 @@ baked project and must fail its suite with a message that names it, where the un
 passes. Planted in the `/health` handler: a blocking call (blockbuster), a callback that raises, a
 task whose exception nobody reads, a task left running (the generated conftest's autouse
 checks), a coroutine never awaited (``filterwarnings = error``); in a test: an await that never
-returns (pytest-timeout).
+returns (pytest-timeout). And no test of the default bake waits on a real clock: the waits are
+virtual (looptime) or short.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,67 @@ def test_the_suite_passes_in_three_shuffled_orders(
         assert f"Using --randomly-seed={seed}" in result.stdout
         orders.add(tuple(line.split()[0] for line in result.stdout.splitlines() if "::" in line))
     assert len(orders) == len(SEEDS)  # three different orders, each passing
+
+
+# Loaded into a baked suite with ``-p``: each test's time not spent on the CPU (its setup, call
+# and teardown), which is time spent waiting (on a real clock, a socket, another thread).
+WAIT_RECORDER = """
+import json
+import os
+import time
+
+import pytest
+
+WAITS = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        return (yield)
+    finally:
+        WAITS[item.nodeid] = (time.perf_counter() - wall) - (time.process_time() - cpu)
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["WAITS_FILE"], "w") as file:
+        json.dump(WAITS, file)
+"""
+PLANTED_WAIT = """
+import asyncio
+
+
+async def test_planted_wait() -> None:
+    await asyncio.sleep(0.3)  # a real wait of the kind virtual time removes
+"""
+MOST_REAL_WAIT = 0.2  # seconds; issue: "no test of the default bake waits longer, unmarked"
+
+
+def waits(python: Path, project: Path, tmp_path: Path, *args: str) -> dict[str, float]:
+    """Each test's waiting time in seconds, by node id (the slow-from-computation tests out)."""
+    (tmp_path / "wait_recorder.py").write_text(WAIT_RECORDER, encoding="utf-8")
+    result_file = tmp_path / "waits.json"
+    env = {"PYTHONPATH": str(tmp_path), "WAITS_FILE": str(result_file)}
+    command = [python, "-m", "pytest", "-p", "wait_recorder", "-p", "no:cacheprovider", *args]
+    run([*command, "-m", "not slow"], project, env=env)
+    recorded: dict[str, float] = json.loads(result_file.read_text(encoding="utf-8"))
+    return recorded
+
+
+def test_no_test_of_the_default_bake_waits_on_a_real_clock(
+    default_project: Path, default_python: Path, tmp_path: Path
+) -> None:
+    recorded = waits(default_python, default_project, tmp_path)
+    assert len(recorded) > 200
+    assert {test: wait for test, wait in recorded.items() if wait > MOST_REAL_WAIT} == {}
+
+    # The recorder can tell: a test that sleeps for real is over the bound.
+    planted = default_project / "tests" / "test_planted_wait.py"
+    planted.write_text(PLANTED_WAIT, encoding="utf-8")
+    try:
+        planted_waits = waits(default_python, default_project, tmp_path, str(planted))
+    finally:
+        planted.unlink()
+    (planted_wait,) = planted_waits.values()
+    assert planted_wait > MOST_REAL_WAIT
