@@ -127,10 +127,14 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm(
         assert time.monotonic() - signalled >= DRAIN
         output = log.read_text()
         assert "Traceback" not in output
-        # The app's access logger also serves gunicorn's access log, query string left out.
-        assert '"GET /api/items/ok-3" 200' in output
+        # In each worker, gunicorn's logs go through the app's writer thread and formatter
+        # (LOG_FORMAT=json here); the app's access logger serves gunicorn's access log, query
+        # string left out.
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        messages = [line["message"] for line in lines]
+        assert any('"GET /api/items/ok-3" 200' in message for message in messages)
         assert "t0p" not in output
-        assert "refused malformed HTTP from 127.0.0.1" in output
+        assert any("refused malformed HTTP from 127.0.0.1" in message for message in messages)
     finally:
         stop(master)
 
@@ -184,3 +188,43 @@ def test_every_scrape_of_any_worker_reports_the_totals_of_all_workers(
     assert value(after_exit, attempts, upstream="example_api", outcome="ok") == requests
     assert value(after_exit, "http_server_requests_in_flight") == 0
     assert not list(metrics_dir.glob(f"gauge_livesum_{workers[0]}.db"))
+
+
+def test_a_stderr_nobody_reads_never_stalls_a_worker(
+    gunicorn_bin: tuple[Path, Path], upstream: str
+) -> None:
+    # As under `python -m` (test_runtime_contract.py): every worker writes its log lines, and
+    # gunicorn's own (its error and access logs), from a thread of its own, started after the
+    # fork; with the lines written from the event loop, a pipe nobody read stalled the workers.
+    project, gunicorn = gunicorn_bin
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    env |= {"UPSTREAM_BASE_URL": upstream, "ACCESS_LOG": "true", "LOG_LEVEL": "INFO"}
+    master = subprocess.Popen(
+        [gunicorn, "-c", "gunicorn.conf.py"],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # never read, like stderr
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def get(number: int) -> int:
+        try:
+            with urllib.request.urlopen(f"{url}/api/items/ok-{number}", timeout=2) as answer:
+                return int(answer.status)
+        except (OSError, urllib.error.HTTPError):
+            return 0
+
+    try:
+        wait_until_healthy(master, url)
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(get, range(2000)))
+    finally:
+        stop(master)
+        for pipe in (master.stdout, master.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    assert statuses.count(200) == 2000, f"{statuses.count(0)} of 2,000 requests unanswered"

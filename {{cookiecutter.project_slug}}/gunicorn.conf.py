@@ -46,6 +46,7 @@ graceful_timeout = math.ceil(_settings.shutdown_drain_seconds + _settings.shutdo
 accesslog = "-" if _settings.access_log else None
 keepalive = math.ceil(_settings.keepalive_timeout)  # the app applies KEEPALIVE_TIMEOUT itself too
 control_socket_disable = True  # no socket in ~/.gunicorn: configuration comes from here
+
 {%- if cookiecutter.use_metrics %}
 
 # Metrics: prometheus-client's multiprocess mode. Workers keep their values in files in
@@ -73,3 +74,17 @@ def on_exit(server: Any) -> None:
     if _given_metrics_dir is None:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 {%- endif %}
+
+
+def post_worker_init(worker: object) -> None:
+    """In each worker, after the fork: log lines go through the worker's own queue and writer
+    thread (``observability/logs.py``), gunicorn's error and access logs too, so a stderr that
+    nobody reads can never stall a worker's event loop. Formatted as ``LOG_FORMAT`` says."""
+    import logging
+
+    from {{ cookiecutter.package_name }}.observability.logs import configure_logging
+
+    configure_logging(_settings.log_level, _settings.log_format)
+    queued = logging.getLogger().handlers
+    for name in ("gunicorn.error", "gunicorn.access"):
+        logging.getLogger(name).handlers[:] = queued
