@@ -76,12 +76,13 @@ from ..common.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from .core import NO_INSTRUMENTS, Instruments
+from .core import NO_INSTRUMENTS, Instruments, read_capped
 
 DEFAULT_LIFETIME = 300.0  # seconds a token is kept when the endpoint sends no expires_in
 EXPIRY_MARGIN = 30.0  # a token is renewed this long before it expires (at most half its life)
 RETRY_INTERVAL = 1.0  # seconds between two requests to a failing token endpoint, at least
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
+TOO_LARGE = "the token endpoint's answer is too large"
 # RFC 6749 section 5.2's error codes are short names: anything else is not repeated.
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 # What may follow "Bearer " in a header (RFC 6750's b64token).
@@ -209,7 +210,7 @@ class ClientCredentials:
                 timeout=aiohttp.ClientTimeout(total=time_budget),
                 allow_redirects=False,
             ) as response:
-                body = await _read_capped(response)
+                body = await read_capped(response, MAX_TOKEN_RESPONSE_BYTES, TOO_LARGE)
                 status = response.status
         except TimeoutError:
             raise UpstreamTimeoutError("the token endpoint did not answer in time") from None
@@ -252,12 +253,4 @@ def _again(error: UpstreamError) -> UpstreamError:
     every task's traceback."""
     return type(error)(*error.args)
 
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > MAX_TOKEN_RESPONSE_BYTES:
-            raise UpstreamUnavailableError("the token endpoint's answer is too large")
-    return bytes(body)
 {%- endif %}

@@ -75,6 +75,7 @@ MAX_BACKOFF_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 MAX_DRAINED_BYTES = 64 * 1024
 MAX_PAGES = 100  # a listing longer than this is refused rather than followed forever
+TOO_LARGE = "upstream response too large"
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
 # Idempotent by HTTP's definition: sending one twice leaves the upstream as sending it once.
@@ -752,26 +753,12 @@ class UpstreamClient:
             if response.status != 204 and response.content_length != 0:
                 if not _is_json(response.content_type):
                     raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
-                body = await self._read_capped(response)
+                body = await read_capped(response, self._policy.max_response_bytes, TOO_LARGE)
             next_url = None
             if "Link" in response.headers:
                 link = response.links.get("next")
                 next_url = None if link is None else URL(str(link["url"]))
         return _Reply(response.status, response.headers, body, next_url)
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        """Read the body, refusing more than ``max_response_bytes`` however it is sent."""
-        limit = self._policy.max_response_bytes
-        if response.content_length is not None:
-            if response.content_length > limit:
-                raise UpstreamUnavailableError("upstream response too large")
-            return await response.read()
-        body = bytearray()
-        async for chunk in response.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                raise UpstreamUnavailableError("upstream response too large")
-        return bytes(body)
 
     def _delay(self, error: Exception, attempt: int) -> float:
         """The server's ``Retry-After`` (capped), else exponential backoff with full jitter."""
@@ -803,6 +790,21 @@ def _within(call: _Call, deadline: float) -> _Call:
         raise UpstreamTimeoutError(f"no answer within {call.timeout:g}s")
     return replace(call, timeout=left)
 {%- endif %}
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int, too_large: str) -> bytes:
+    """Read the body, refusing more than ``limit`` bytes however it is sent: an
+    UpstreamUnavailableError saying ``too_large``. (The token endpoint's answers too.)"""
+    if response.content_length is not None:
+        if response.content_length > limit:
+            raise UpstreamUnavailableError(too_large)
+        return await response.read()
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise UpstreamUnavailableError(too_large)
+    return bytes(body)
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
