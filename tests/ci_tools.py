@@ -23,7 +23,7 @@ from typing import Any
 import kubernetes_validate
 import uv
 import yaml
-from conftest import clean_environment, run
+from conftest import clean_environment, path_without_uv, run, uv_on_path
 
 TOOLS_BIN = Path(sys.executable).parent
 NODE_TOOLS = TOOLS_BIN.parent / "node"
@@ -41,12 +41,15 @@ ACTION_RELEASES: dict[str, dict[str, str]] = {
         "v7.0.0": "5fda3b95a4ea91299a34e894583c3862153e4b97",
         "v6.3.0": "ece7cb06caefa5fff74198d8649806c4678c61a1",
     },
+    "astral-sh/setup-uv": {
+        "v10.3.0": "1c37ad07a6a961277cf70c0d37d6f313000f5884",
+    },
 }
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
 PINNED = re.compile(r"(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
 VERSION_COMMENT = re.compile(r"^\s+#\s+(?P<version>v\d+\.\d+\.\d+)\s*$")
 # Actions a job may use before its commands; run_job stands in for them.
-STAND_INS = {"actions/checkout", "actions/setup-python"}
+STAND_INS = {"actions/checkout", "actions/setup-python", "astral-sh/setup-uv"}
 
 
 def tool(name: str, where: Path = TOOLS_BIN) -> Path:
@@ -152,6 +155,8 @@ class CiJob:
     variables: dict[str, str] = field(default_factory=dict)
     cache_paths: list[str] = field(default_factory=list)
     allow_failure: bool = False
+    # GitLab's after_script: a shell of its own, run even when the scripts failed.
+    after_scripts: list[str] = field(default_factory=list)
 
 
 def github_jobs(project: Path) -> list[CiJob]:
@@ -163,7 +168,12 @@ def github_jobs(project: Path) -> list[CiJob]:
         scripts = [step["run"] for step in job["steps"] if "run" in step]
         # GitHub's default shell for `run:` on Linux.
         shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
-        jobs.append(CiJob(name, scripts, shell, allow_failure=job.get("continue-on-error", False)))
+        variables = {
+            key: str(value)
+            for key, value in {**workflow.get("env", {}), **job.get("env", {})}.items()
+        }
+        allow_failure = job.get("continue-on-error", False)
+        jobs.append(CiJob(name, scripts, shell, variables, allow_failure=allow_failure))
     return jobs
 
 
@@ -183,9 +193,10 @@ def gitlab_jobs(repo: Path) -> list[CiJob]:
                 name,
                 scripts,
                 ["sh", "-e", "-c"],  # a script line that fails stops the job
-                variables,
+                {**variables, **{k: str(v) for k, v in (job.get("variables") or {}).items()}},
                 cache_paths,
                 allow_failure=bool(job.get("allow_failure", False)),
+                after_scripts=["\n".join(job["after_script"])] if "after_script" in job else [],
             )
         )
     return jobs
@@ -206,8 +217,10 @@ def run_job(
     job: CiJob, project: Path, workdir: Path, shared_cache: Path
 ) -> subprocess.CompletedProcess[str]:
     """Run a job as written in a fresh clone of ``project`` (a git repo); stop at the first
-    failing script. GitLab ``cache:`` paths are restored from ``shared_cache``, as a runner
-    would between jobs; GitHub's pip cache is the machine's own."""
+    failing script, then run the after-scripts (whose failure fails it here too). GitLab
+    ``cache:`` paths are restored from ``shared_cache``, as a runner would between jobs;
+    setup-uv's cache is the machine's own uv cache. The PATH has a fresh Python (standing in
+    for setup-python or the image's) and the uv of these tests (setup-uv's or the image's)."""
     checkout, python = workdir / "checkout", workdir / "python"
     workdir.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "-q", project, checkout], workdir)
@@ -222,7 +235,7 @@ def run_job(
         **clean_environment(),
         "CI": "true",
         "CI_PROJECT_DIR": str(checkout),
-        "PATH": os.pathsep.join([str(python / "bin"), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([str(python / "bin"), str(uv_on_path()), path_without_uv()]),
     }
     env |= {key: expand(value, env) for key, value in job.variables.items()}
     result = subprocess.CompletedProcess[str]([], 0, "", "")
@@ -239,4 +252,17 @@ def run_job(
         )
         if result.returncode != 0:
             break
+    for script in job.after_scripts:
+        after = subprocess.run(
+            [*job.shell, script],
+            cwd=checkout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode == 0 and after.returncode != 0:
+            return after
     return result

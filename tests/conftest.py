@@ -1,12 +1,15 @@
 """Fixtures for baking the template, installing a baked project and running its tools.
 
 Every bake goes to a pytest tmp dir with its own cookiecutter config (no replay files in
-the home folder). Installs use uv with its default, shared cache: after the first project
-the dependencies come from the cache, so one install costs about a second.
+the home folder). A bake locks (the post-generation hook's ``uv lock``) when asked to, as on a
+machine with uv on the PATH; otherwise ``install`` locks first, as the hook's message says.
+Installs are ``uv sync --locked`` with uv's default, shared cache: after the first project the
+dependencies come from the cache, so one install costs about a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
@@ -32,8 +35,8 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-# What the generated README tells people to install.
-INSTALL_TARGET = ".[dev,speedups]"
+# The extras the generated README's quick start installs (with the dev group, uv's default).
+QUICK_START_EXTRAS = ("speedups",)
 
 
 # A fresh CI machine has no git identity: every commit a test makes uses this one.
@@ -189,25 +192,72 @@ def cookiecutter_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Bake = Callable[..., Path]
 
 
+@functools.cache
+def uv_on_path() -> Path:
+    """A folder holding only ``uv`` (this environment's pinned one), to put on a PATH."""
+    folder = Path(tempfile.mkdtemp(prefix="uv-bin-"))
+    (folder / "uv").symlink_to(uv.find_uv_bin())
+    return folder
+
+
+def path_without_uv() -> str:
+    """PATH less every folder that has a ``uv``: a machine without uv."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if not (Path(f) / "uv").exists())
+
+
+def uv_environment(minimum_python: str) -> dict[str, str]:
+    """What makes uv find a Python here for a project that needs ``minimum_python``: the
+    interpreter (pyenv's are not on the PATH), and never a download (no network for it)."""
+    interpreter = python_at_least(minimum_python)
+    return {"UV_PYTHON_DOWNLOADS": "never", **({"UV_PYTHON": interpreter} if interpreter else {})}
+
+
+@contextlib.contextmanager
+def patched_environment(changes: Mapping[str, str]) -> Iterator[None]:
+    """os.environ with ``changes`` for the duration (the hooks cookiecutter runs inherit it)."""
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Bake:
-    """bake(**answers) -> the generated project's folder, in a fresh tmp dir."""
+    """bake(lock=False, **answers) -> the generated project's folder, in a fresh tmp dir.
 
-    def bake(**answers: Any) -> Path:
+    With ``lock``, uv is on the PATH and the post-generation hook writes ``uv.lock``, as for a
+    user with uv; without, uv is off the PATH (fast: most bakes are never installed).
+    """
+
+    def bake(*, lock: bool = False, **answers: Any) -> Path:
         output_dir = tmp_path_factory.mktemp("baked")
-        project = cookiecutter(
-            str(TEMPLATE_ROOT),
-            no_input=True,
-            extra_context=answers,
-            output_dir=str(output_dir),
-            config_file=str(cookiecutter_config),
-        )
+        if lock:
+            minimum = answers.get("python_version", DEFAULT_PYTHON)
+            path = f"{uv_on_path()}{os.pathsep}{path_without_uv()}"
+            changes = {"PATH": path, **uv_environment(minimum)}
+        else:
+            changes = {"PATH": path_without_uv()}
+        with patched_environment(changes):
+            project = cookiecutter(
+                str(TEMPLATE_ROOT),
+                no_input=True,
+                extra_context=answers,
+                output_dir=str(output_dir),
+                config_file=str(cookiecutter_config),
+            )
         return Path(project)
 
     return bake
 
 
-Install = Callable[[Path, str], Path]
+Install = Callable[..., Path]
 
 
 def newest_python() -> str:
@@ -220,36 +270,54 @@ def newest_python() -> str:
     return best
 
 
+def uv_offline_first(
+    args: Sequence[str | os.PathLike[str]], project: Path, env: Mapping[str, str]
+) -> None:
+    """A uv command from uv's cache alone (fast, works offline), else with the package index."""
+    if run([*args, "--offline"], project, check=False, env=env).returncode != 0:
+        run(args, project, env=env)
+
+
 @pytest.fixture(scope="session")
 def install() -> Install:
-    """install(project, minimum_python) -> the python of the project's new ``.venv``.
+    """install(project, minimum_python, extras=QUICK_START_EXTRAS) -> the python of the
+    project's new ``.venv``: ``uv sync --locked`` (locking first when the bake did not).
 
     Uses the oldest Python here that the project supports. When none is new enough (no 3.14
-    on this machine), it uses the newest one and installs the project's dependencies plus a
-    ``.pth`` pointing at ``src``, because pip and uv refuse ``requires-python``: static
-    checks then still target the chosen version, and the tests run on the newest Python here.
-    Tries uv's cache alone first (fast, works offline), then the package index.
+    on this machine: uv can neither lock nor sync for it), it installs the dependencies with
+    ``uv pip`` into a venv of the newest Python here (see install_for_a_missing_python): static
+    checks still target the chosen version, and the tests run on the newest Python here.
     """
 
-    def install(project: Path, minimum_python: str) -> Path:
-        interpreter = python_at_least(minimum_python)
+    def install(
+        project: Path, minimum_python: str, extras: Sequence[str] = QUICK_START_EXTRAS
+    ) -> Path:
         uv_bin = uv.find_uv_bin()
-        base = interpreter or newest_python()
-        run([uv_bin, "venv", "--quiet", "--python", base, ".venv"], project)
+        chosen = [arg for extra in extras for arg in ("--extra", extra)]
         python = project / ".venv" / "bin" / "python"
-        if interpreter is not None:
-            target = ["-e", INSTALL_TARGET]
-        else:
-            target = ["-r", "pyproject.toml", "--extra", "dev", "--extra", "speedups"]
-        command = [uv_bin, "pip", "install", "--quiet", "--python", python, *target]
-        if run([*command, "--offline"], project, check=False).returncode != 0:
-            run(command, project)
-        if interpreter is None:
-            site = run([python, "-c", "import site; print(site.getsitepackages()[0])"], project)
-            Path(site.stdout.strip(), "_project_src.pth").write_text(f"{project / 'src'}\n")
-        return python
+        if python_at_least(minimum_python) is not None:
+            env = uv_environment(minimum_python)
+            if not (project / "uv.lock").exists():
+                uv_offline_first([uv_bin, "lock", "--quiet"], project, env)
+            uv_offline_first([uv_bin, "sync", "--quiet", "--locked", *chosen], project, env)
+            return python
+        return install_for_a_missing_python(project, extras)
 
     return install
+
+
+def install_for_a_missing_python(project: Path, extras: Sequence[str]) -> Path:
+    """The fallback of ``install`` for a project whose minimum Python is not on this machine:
+    its dependencies and dev group on the newest Python here, and a ``.pth`` for ``src``."""
+    uv_bin, base = uv.find_uv_bin(), newest_python()
+    run([uv_bin, "venv", "--quiet", "--python", base, ".venv"], project)
+    python = project / ".venv" / "bin" / "python"
+    chosen = [arg for extra in extras for arg in ("--extra", extra)]
+    command = [uv_bin, "pip", "install", "--quiet", "--python", python, "-r", "pyproject.toml"]
+    uv_offline_first([*command, *chosen, "--group", "dev"], project, {})
+    site = run([python, "-c", "import site; print(site.getsitepackages()[0])"], project)
+    Path(site.stdout.strip(), "_project_src.pth").write_text(f"{project / 'src'}\n")
+    return python
 
 
 @pytest.fixture(scope="module")

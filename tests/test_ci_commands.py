@@ -30,8 +30,8 @@ CONFLICT = "<<<<<<< ours\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
     params=[pytest.param(p, id=p, marks=pytest.mark.xdist_group(f"ci-{p}")) for p in PROVIDERS],
 )
 def ci_project(request: pytest.FixtureRequest, bake: Bake) -> Path:
-    """The default project with this CI provider, committed in a git repo of its own."""
-    project = bake(ci_provider=request.param)
+    """The default project with this CI provider and its uv.lock, committed in a git repo."""
+    project = bake(ci_provider=request.param, lock=True)
     commit_all(project, "Generated")
     return project
 
@@ -123,6 +123,46 @@ def test_a_committed_conflict_marker_fails_the_pipeline(
         result = run_job(check, project, tmp_path / check.name, shared_cache)
         assert result.returncode != 0, f"{check.name} passed with a committed conflict"
         assert "notes.txt" in result.stdout
+
+
+def install_steps(jobs: list[CiJob]) -> list[CiJob]:
+    """Each job that installs the project, cut to its scripts up to the install."""
+    steps = []
+    for job in jobs:
+        scripts = [script for script in job.scripts if "uv sync" in script]
+        if scripts:
+            steps.append(CiJob(job.name, scripts[:1], job.shell, job.variables, job.cache_paths))
+    return steps
+
+
+LOCK_PROBLEMS = {
+    "missing": "Unable to find lockfile at `uv.lock`, but `--locked` was provided",
+    "stale": "needs to be updated, but `--locked` was provided",
+}
+
+
+@pytest.mark.parametrize("problem", LOCK_PROBLEMS)
+def test_a_missing_or_stale_lock_fails_every_install_with_uvs_message(
+    ci_project: Path, shared_cache: Path, tmp_path: Path, jobs: list[CiJob], problem: str
+) -> None:
+    project = tmp_path / "project"
+    run(["git", "clone", "-q", ci_project, project], tmp_path)
+    if problem == "missing":
+        (project / "uv.lock").unlink()
+    else:  # a dependency added without locking again
+        pyproject = project / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8")
+        pyproject.write_text(
+            text.replace("dependencies = [\n", 'dependencies = [\n    "idna>=3",\n')
+        )
+    commit_all(project, f"A {problem} lock")
+    installs = install_steps(jobs)
+    assert {job.name for job in installs} >= {"lint", "test"}
+    for job in installs:
+        result = run_job(job, project, tmp_path / job.name, shared_cache)
+        assert result.returncode != 0, f"{job.name} installed with a {problem} lock"
+        assert LOCK_PROBLEMS[problem] in " ".join(result.stderr.split()), result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
 
 
 def readme_checks(project: Path) -> list[list[str]]:

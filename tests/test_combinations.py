@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uv
 import yaml
 from ci_tools import (
     ACTION_RELEASES,
@@ -29,7 +30,15 @@ from ci_tools import (
     stale_pins,
     zizmor,
 )
-from conftest import TEMPLATE_ROOT, Bake, Install, commit_all, run
+from conftest import (
+    TEMPLATE_ROOT,
+    Bake,
+    Install,
+    commit_all,
+    python_at_least,
+    run,
+    uv_environment,
+)
 from matrix import (
     CODE_OPTIONS,
     COMBINATIONS,
@@ -94,7 +103,7 @@ def row_params(indices: list[int]) -> list[Any]:
 @pytest.fixture(scope="module", params=row_params(list(range(len(COMBINATIONS)))))
 def baked(request: pytest.FixtureRequest, bake: Bake) -> Baked:
     answers: dict[str, Any] = ROWS[request.param]
-    path = bake(**answers)
+    path = bake(lock=True, **answers)  # as for a user with uv: the hook writes uv.lock
     files = frozenset(
         str(file.relative_to(path)) for file in path.rglob("*") if file.is_file() or file.is_dir()
     )
@@ -205,10 +214,31 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
         ".gitlab-ci.yml": answers["ci_provider"] == "gitlab",
         f"{package}/clients/auth.py": answers["upstream_auth"] != "none",
         "tests/clients/test_auth.py": answers["upstream_auth"] != "none",
+        # uv locks only with a Python the project supports (no 3.14 here, and no download).
+        "uv.lock": python_at_least(answers["python_version"]) is not None,
     }
     assert always <= baked.files, f"missing: {sorted(always - baked.files)}"
     present = {name: name in baked.files for name in optional}
     assert present == optional
+
+
+# The rows uv can lock here: their minimum Python is on this machine.
+LOCKED_ROWS = [
+    index
+    for index, answers in enumerate(COMBINATIONS)
+    if python_at_least(answers["python_version"]) is not None
+]
+
+
+@pytest.mark.parametrize("baked", row_params(LOCKED_ROWS), indirect=True)
+def test_the_lock_matches_pyproject(baked: Baked) -> None:
+    env = uv_environment(version := baked.answers["python_version"])
+    run([uv.find_uv_bin(), "lock", "--check", "--offline"], baked.path, env=env)
+    lock = tomllib.loads((baked.path / "uv.lock").read_text(encoding="utf-8"))
+    assert lock["requires-python"] == f">={version}"
+    (project,) = [package for package in lock["package"] if package["name"] == baked.path.name]
+    assert {"speedups", "gunicorn"} <= set(project.get("optional-dependencies", {}))
+    assert "dev" in project.get("dev-dependencies", {})
 
 
 def test_no_empty_folders(baked: Baked) -> None:

@@ -7,16 +7,29 @@ makes template changes there as new commits, and drives cruft as a user would.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uv
 from ci_tools import ci_jobs, kustomize, run_job
-from conftest import GIT_IDENTITY, TEMPLATE_ROOT, Install, commit_all, run
+from conftest import (
+    GIT_IDENTITY,
+    TEMPLATE_ROOT,
+    Bake,
+    Install,
+    commit_all,
+    path_without_uv,
+    run,
+    uv_environment,
+    uv_on_path,
+)
 from cookiecutter.main import cookiecutter
 from matrix import DEFAULT_PYTHON
 
@@ -42,16 +55,38 @@ def git(cwd: Path, *args: str) -> str:
     return run(["git", *args], cwd).stdout.strip()
 
 
+@pytest.fixture(scope="session")
+def uv_cache_has_the_default_dependencies(bake: Bake) -> None:
+    """One online lock of the default project, so that cruft's renders can lock offline."""
+    assert (bake(lock=True) / "uv.lock").is_file()
+
+
 @pytest.fixture
-def template(tmp_path: Path, isolated_home: Path) -> Path:
+def template(
+    tmp_path: Path, isolated_home: Path, uv_cache_has_the_default_dependencies: None
+) -> Path:
     """A git clone of the template's committed state, ready to receive new commits."""
     clone = tmp_path / "template"
     run(["git", "clone", "-q", TEMPLATE_ROOT, clone], tmp_path)
     return clone
 
 
+# cruft as a user with uv runs it: the post-generation hook locks (offline, from uv's cache,
+# which uv_cache_has_the_default_dependencies filled: 0.2 s a lock instead of 1.3 s).
+CRUFT_ENV = {
+    "PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}",
+    "UV_OFFLINE": "1",
+    **uv_environment(DEFAULT_PYTHON),
+}
+
+
 def cruft(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run([CRUFT, *args], cwd, check=check)
+    return run([CRUFT, *args], cwd, check=check, env=CRUFT_ENV)
+
+
+def uv_lock_check(project: Path) -> None:
+    """``uv lock --check``: the lock matches the project's pyproject.toml."""
+    run([uv.find_uv_bin(), "lock", "--check", "--offline"], project, env=CRUFT_ENV)
 
 
 def create(template: Path, output: Path, **answers: str) -> Path:
@@ -77,6 +112,10 @@ def tree(root: Path, ignore: Callable[[Path], bool] = lambda _: False) -> dict[s
         for path in sorted(root.rglob("*"))
         if path.is_file() and ".git" not in path.relative_to(root).parts and not ignore(path)
     }
+
+
+def is_lock(path: Path) -> bool:
+    return path.name == "uv.lock"
 
 
 def conflict_marker_check(project: Path) -> str:
@@ -107,7 +146,10 @@ def test_same_answers_at_the_same_commit_give_identical_trees(
     first = create(template, tmp_path / "first", project_name="Twin")
     second = create(template, tmp_path / "second", project_name="Twin")
 
-    assert tree(first) == tree(second)
+    # Two resolutions minutes apart may differ: the locks are checked, not compared.
+    assert tree(first, ignore=is_lock) == tree(second, ignore=is_lock)
+    uv_lock_check(first)
+    uv_lock_check(second)
 
 
 def test_regenerating_from_cruft_json_reproduces_the_tree(template: Path, tmp_path: Path) -> None:
@@ -126,7 +168,10 @@ def test_regenerating_from_cruft_json_reproduces_the_tree(template: Path, tmp_pa
         config_file=str(config),
     )
 
-    assert tree(Path(again)) == tree(project, ignore=lambda path: path.name == ".cruft.json")
+    assert tree(Path(again), ignore=is_lock) == tree(
+        project, ignore=lambda path: path.name == ".cruft.json" or is_lock(path)
+    )
+    uv_lock_check(project)
 
 
 @pytest.mark.slow
@@ -291,6 +336,43 @@ def test_an_update_that_adds_a_setting_keeps_the_projects_suite_green(
     assert "FEATURE_FLAG" in (project / "CONFIGURATION.md").read_text(encoding="utf-8")
     python = install(project, DEFAULT_PYTHON)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"], project)
+
+
+@pytest.mark.slow
+def test_an_update_that_changes_dependencies_leaves_the_lock_to_uv_lock(
+    template: Path, tmp_path: Path, install: Install
+) -> None:
+    project = create(template, tmp_path / "out")
+    assert (project / "uv.lock").is_file()  # committed with the project
+    lock_before = (project / "uv.lock").read_bytes()
+    pyproject = template / TEMPLATE_DIR / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    anchor = '    "aiolimiter>=1.2,<2",\n'
+    assert text.count(anchor) == 1
+    pyproject.write_text(text.replace(anchor, anchor + '    "idna>=3.10,<4",\n'), encoding="utf-8")
+    commit_all(template, "Template: a new dependency")
+
+    cruft(project, "update", "-y")
+
+    # The new dependency arrived; the lock did not change (it is in [tool.cruft] skip) ...
+    assert '"idna>=3.10,<4"' in (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert (project / "uv.lock").read_bytes() == lock_before
+    # ... so installing from it fails with uv's own message, as the README's update steps say,
+    sync = [uv.find_uv_bin(), "sync", "--locked", "--offline", "--extra", "speedups"]
+    refused = run(sync, project, check=False, env=CRUFT_ENV)
+    assert refused.returncode != 0
+    assert "needs to be updated, but `--locked` was provided" in " ".join(refused.stderr.split())
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    update_steps = readme.split("## Keeping up to date with the template", 1)[1]
+    assert "uv lock" in update_steps
+    # ... until `uv lock` brings it in step.
+    run([uv.find_uv_bin(), "lock", "--offline"], project, env=CRUFT_ENV)
+    uv_lock_check(project)
+    lock = tomllib.loads((project / "uv.lock").read_text(encoding="utf-8"))
+    (own,) = [package for package in lock["package"] if package["name"] == project.name]
+    assert "idna" in {dependency["name"] for dependency in own["dependencies"]}
+    python = install(project, DEFAULT_PYTHON)
+    run([python, "-c", "import idna"], project)
 
 
 def test_update_reaches_the_kubernetes_manifests_and_keeps_user_settings(

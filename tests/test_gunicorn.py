@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Bake, Install, run
+from conftest import Bake, Install
 from matrix import DEFAULT_PYTHON
 from support.fake_upstream import item
 from support.processes import free_port, stop, wait_until_healthy
@@ -50,9 +49,7 @@ def worker_pids(master_pid: int) -> list[str]:
 def gunicorn_bin(bake: Bake, install: Install) -> tuple[Path, Path]:
     """The default project, installed with its gunicorn extra: (project, gunicorn)."""
     project = bake()
-    python = install(project, DEFAULT_PYTHON)
-    uv_pip = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
-    run([*uv_pip, "-e", ".[gunicorn]"], project)
+    python = install(project, DEFAULT_PYTHON, extras=("speedups", "gunicorn"))
     return project, python.parent / "gunicorn"
 
 
