@@ -39,6 +39,16 @@ if os.environ.get("CI"):
 QUICK_START_EXTRAS = ("speedups",)
 
 
+# One uv cache for every install and lock of the run, wherever it starts: tests that give
+# cruft a HOME of its own would otherwise start from an empty cache (and a download each).
+os.environ.setdefault(
+    "UV_CACHE_DIR",
+    subprocess.run(
+        [uv.find_uv_bin(), "cache", "dir"], capture_output=True, text=True, check=True
+    ).stdout.strip(),
+)
+
+
 # A fresh CI machine has no git identity: every commit a test makes uses this one.
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Template Tests",
@@ -346,10 +356,14 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """cookiecutter_cli(output_dir, *args, stdin=None): run ``python -m cookiecutter``."""
+    """cookiecutter_cli(output_dir, *args, stdin=None, env=None): run ``python -m cookiecutter``
+    (without uv on the PATH unless ``env`` puts it there)."""
 
     def cookiecutter_cli(
-        output_dir: Path, *args: str, stdin: str | None = None
+        output_dir: Path,
+        *args: str,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return run(
             [
@@ -367,6 +381,7 @@ def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.Comp
             check=False,
             stdin=stdin,
             timeout=120,
+            env={"PATH": path_without_uv(), **(env or {})},
         )
 
     return cookiecutter_cli

@@ -228,7 +228,8 @@ def test_an_edit_in_a_moved_module_moves_with_it_when_the_package_is_regrouped(
     assert (package / "web" / "handlers.py").read_text(encoding="utf-8").endswith("# mine\n")
     run(["bash", "-c", conflict_marker_check(project)], project)  # the CI's check: no markers
     assert list(project.rglob("*.rej")) == []
-    python = install(project, DEFAULT_PYTHON)
+    # A project of that time: its dev tools were an extra, and it had no lock.
+    python = install(project, DEFAULT_PYTHON, extras=("speedups", "dev"))
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
     run([python.parent / "lint-imports"], project)
 
