@@ -241,6 +241,48 @@ def test_the_lock_matches_pyproject(baked: Baked) -> None:
     assert "dev" in project.get("dev-dependencies", {})
 
 
+def test_uv_is_pinned_to_one_version_wherever_it_runs(baked: Baked) -> None:
+    """setup-uv's version, the GitLab image's UV_VERSION, the Dockerfile's uv stage and the
+    pre-commit hook's rev are one uv release, which pyproject's required-version accepts, and
+    it is the uv these tests run (so what they prove is what those builds run)."""
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))
+    required = pyproject["tool"]["uv"]["required-version"]
+    ours = run([uv.find_uv_bin(), "--version"], baked.path).stdout.split()[1]
+    pins: dict[str, str] = {}
+    files = {name: baked.path / name for name in baked.files}
+    if ".github/workflows/ci.yml" in files:
+        workflow = yaml.safe_load(files[".github/workflows/ci.yml"].read_text(encoding="utf-8"))
+        for name, job in workflow["jobs"].items():
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("astral-sh/setup-uv@"):
+                    pins[f"setup-uv in {name}"] = step["with"]["version"]
+    if ".gitlab-ci.yml" in files:
+        pipeline = yaml.safe_load(files[".gitlab-ci.yml"].read_text(encoding="utf-8"))
+        pins["GitLab UV_VERSION"] = pipeline["variables"]["UV_VERSION"]
+        images = [pipeline["default"]["image"], pipeline["test"]["image"]]
+        assert all(image.startswith("ghcr.io/astral-sh/uv:$UV_VERSION-") for image in images)
+    if "Dockerfile" in files:
+        found = re.search(
+            r"^FROM ghcr\.io/astral-sh/uv:(\S+) AS uv$",
+            files["Dockerfile"].read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
+        assert found, "the Dockerfile has no pinned uv stage"
+        pins["Dockerfile"] = found[1]
+    if ".pre-commit-config.yaml" in files:
+        config = yaml.safe_load(files[".pre-commit-config.yaml"].read_text(encoding="utf-8"))
+        (rev,) = [
+            repo["rev"] for repo in config["repos"] if repo["repo"].endswith("/uv-pre-commit")
+        ]
+        pins["pre-commit"] = rev
+    assert set(pins.values()) <= {ours}, pins
+    bounds = re.fullmatch(r">=(\S+),<(\S+)", required)
+    assert bounds, f"required-version {required!r} is not a >=,< range"
+    lowest, highest = bounds.groups()
+    version = tuple(map(int, ours.split(".")))
+    assert tuple(map(int, lowest.split("."))) <= version < tuple(map(int, highest.split(".")))
+
+
 def test_no_empty_folders(baked: Baked) -> None:
     empty = [
         name
