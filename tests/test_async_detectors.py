@@ -2,18 +2,22 @@
 baked project and must fail its suite with a message that names it, where the unplanted test
 passes. Planted in the `/health` handler: a blocking call (blockbuster), a callback that raises, a
 task whose exception nobody reads, a task left running (the generated conftest's autouse
-checks), a coroutine never awaited (``filterwarnings = error``); in a test: an await that never
-returns (pytest-timeout). And no test of the default bake waits on a real clock: the waits are
+checks), a coroutine never awaited (``filterwarnings = error``), and a callback that holds the
+loop 0.6 s (the generated CI's debug leg, asyncio's debug mode); in a test: an await that
+never returns (pytest-timeout). And no test of the default bake waits on a real clock: the waits are
 virtual (looptime) or short.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run
+import yaml
+from conftest import path_without_uv, run, uv_on_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("async-detectors")]
 
@@ -85,6 +89,57 @@ def test_an_async_bug_in_a_handler_fails_the_test_that_reaches_it(
     assert result.returncode == 1, output
     assert f"{outcome} {HEALTH_TEST}" in output, output
     assert all(text in output for text in reported), output
+
+
+# Holds the event loop 0.6 s (the debug leg's limit is 0.5 s) without a blocking call that
+# blockbuster would see.
+SLOW_CALLBACK = (
+    "    import time\n\n"
+    "    end = time.perf_counter() + 0.6\n"
+    "    while time.perf_counter() < end:\n"
+    "        pass\n"
+)
+
+
+def debug_leg_command(project: Path) -> str:
+    """The generated CI's debug job's test command, as written (GitHub's workflow)."""
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    (command,) = [
+        step["run"]
+        for step in workflow["jobs"]["debug"]["steps"]
+        if "-X dev" in step.get("run", "")
+    ]
+    return str(command)
+
+
+def test_the_ci_debug_leg_fails_a_slow_callback_that_the_normal_run_lets_pass(
+    default_project: Path, default_python: Path
+) -> None:
+    handlers = default_project / "src" / "my_async_service" / "web" / "handlers.py"
+    before = handlers.read_text(encoding="utf-8")
+    assert before.count(HEALTH_ANSWER) == 1
+    debug = f"{debug_leg_command(default_project)} -q -p no:cacheprovider {HEALTH_TEST}"
+    assert debug.startswith("uv run --no-sync python -X dev -m pytest")
+    env = {"PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}"}
+
+    def debug_leg() -> subprocess.CompletedProcess[str]:
+        return run(["bash", "-c", debug], default_project, check=False, env=env)
+
+    assert debug_leg().returncode == 0, "unplanted, the debug leg passes"
+    handlers.write_text(before.replace(HEALTH_ANSWER, SLOW_CALLBACK + HEALTH_ANSWER), "utf-8")
+    try:
+        normal = run(
+            [default_python, "-m", "pytest", "-q", HEALTH_TEST], default_project, check=False
+        )
+        result = debug_leg()
+    finally:
+        handlers.write_text(before, encoding="utf-8")
+
+    assert normal.returncode == 0, normal.stdout  # outside debug mode nobody notices
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"ERROR {HEALTH_TEST}" in output, output
+    assert "a callback blocked the event loop: Executing" in output, output
 
 
 def test_a_hanging_test_fails_by_name_after_the_configured_timeout(

@@ -18,9 +18,9 @@ from conftest import Bake, commit_all, run
 
 PROVIDERS = ["github", "gitlab"]
 EXPECTED_JOBS = {
-    "github": {"lint", "test", "template-drift"},
+    "github": {"lint", "test", "debug", "template-drift"},
     # GitLab's drift job exists only where .cruft.json does (its `rules:`).
-    "gitlab": {"lint", "conflict-markers", "test"},
+    "gitlab": {"lint", "conflict-markers", "test", "test-debug"},
 }
 CONFLICT = "<<<<<<< ours\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
 
@@ -157,7 +157,9 @@ def test_a_missing_or_stale_lock_fails_every_install_with_uvs_message(
         )
     commit_all(project, f"A {problem} lock")
     installs = install_steps(jobs)
-    assert {job.name for job in installs} >= {"lint", "test"}
+    assert {job.name for job in installs} >= {"lint", "test"} | {"debug", "test-debug"} & {
+        job.name for job in jobs
+    }
     for job in installs:
         result = run_job(job, project, tmp_path / job.name, shared_cache)
         assert result.returncode != 0, f"{job.name} installed with a {problem} lock"

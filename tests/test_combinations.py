@@ -259,7 +259,7 @@ def test_uv_is_pinned_to_one_version_wherever_it_runs(baked: Baked) -> None:
     if ".gitlab-ci.yml" in files:
         pipeline = yaml.safe_load(files[".gitlab-ci.yml"].read_text(encoding="utf-8"))
         pins["GitLab UV_VERSION"] = pipeline["variables"]["UV_VERSION"]
-        images = [pipeline["default"]["image"], pipeline["test"]["image"]]
+        images = [pipeline["default"]["image"], pipeline[".tests"]["image"]]
         assert all(image.startswith("ghcr.io/astral-sh/uv:$UV_VERSION-") for image in images)
     if "Dockerfile" in files:
         found = re.search(
@@ -374,7 +374,7 @@ def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_
     jobs = json.loads(gitlab_ci_local(repo, "--list-json").stdout)
     created = {job["name"] for job in jobs if job["when"] != "never"}
     matrix = {f"test: [{version}]" for version in baked.newer_pythons}
-    assert created == {"lint", "conflict-markers", *matrix}
+    assert created == {"lint", "conflict-markers", *matrix, "test-debug"}
 
 
 def test_kubernetes_manifests_render_and_are_valid(baked: Baked) -> None:

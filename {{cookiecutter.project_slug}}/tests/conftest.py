@@ -140,12 +140,37 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+# In asyncio's debug mode (the CI's debug leg), a callback or task step that holds the event
+# loop longer than this fails its test. asyncio's own default, 0.1 s, is below what debug mode's
+# bookkeeping costs in a busy test (up to 0.18 s measured on a clean suite); 0.5 s leaves room
+# for a slow CI machine and still catches a handler that computes or blocks for that long.
+SLOW_CALLBACK_SECONDS = 0.5
+
+
+class SlowCallbacks(logging.Handler):
+    """Keeps what asyncio's debug mode logs for a callback or task step that held an event loop
+    ``SLOW_CALLBACK_SECONDS`` or longer (any loop: a library may run one of its own, whose
+    ``slow_callback_duration`` is still asyncio's 0.1 s)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # asyncio logs ("Executing %s took %.3f seconds", handle, seconds).
+        if record.msg == "Executing %s took %.3f seconds" and isinstance(record.args, tuple):
+            _, seconds = record.args
+            if isinstance(seconds, float) and seconds >= SLOW_CALLBACK_SECONDS:
+                self.found.append(record.getMessage())
+
+
 @pytest.fixture(autouse=True)
 async def async_bugs_fail_the_test() -> AsyncIterator[None]:
     """Fail the test when its event loop reported an exception nobody handled (a callback that
-    raised, a task whose exception was never retrieved) or when a task it started is still
-    running at its end: asyncio only logs the first, and pytest-asyncio quietly cancels the
-    second. Autouse, so it is set up first and checks after every other fixture closed."""
+    raised, a task whose exception was never retrieved), when a task it started is still
+    running at its end, or, in asyncio's debug mode, when a callback held the loop too long:
+    asyncio only logs the first and the last, and pytest-asyncio quietly cancels the second.
+    Autouse, so it is set up first and checks after every other fixture closed."""
     loop = asyncio.get_running_loop()
     unhandled: list[str] = []
 
@@ -155,17 +180,25 @@ async def async_bugs_fail_the_test() -> AsyncIterator[None]:
 
     previous = loop.get_exception_handler()
     loop.set_exception_handler(record)
-    yield
-    running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in running:
-        task.cancel()
-    gc.collect(1)  # a dead task whose exception nobody read reports it when collected
-    loop.set_exception_handler(previous)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    slow = SlowCallbacks()
+    logging.getLogger("asyncio").addHandler(slow)
+    try:
+        yield
+        running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        gc.collect(1)  # a dead task whose exception nobody read reports it when collected
+    finally:
+        loop.set_exception_handler(previous)
+        logging.getLogger("asyncio").removeHandler(slow)
     if running:
         names = ", ".join(sorted(f"{task.get_name()} ({task.get_coro()!r})" for task in running))
         pytest.fail(f"tasks still running when the test ended: {names}", pytrace=False)
     if unhandled:
         pytest.fail("the event loop reported: " + "; ".join(unhandled), pytrace=False)
+    if slow.found:
+        pytest.fail("a callback blocked the event loop: " + "; ".join(slow.found), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
