@@ -240,7 +240,7 @@ def run_job(
     env |= {key: expand(value, env) for key, value in job.variables.items()}
     result = subprocess.CompletedProcess[str]([], 0, "", "")
     for script in job.scripts:
-        result = subprocess.run(
+        step = subprocess.run(
             [*job.shell, script],
             cwd=checkout,
             env=env,
@@ -249,6 +249,10 @@ def run_job(
             text=True,
             timeout=600,
             check=False,
+        )
+        # The job's whole output so far, and its last step's exit code.
+        result = subprocess.CompletedProcess(
+            step.args, step.returncode, result.stdout + step.stdout, result.stderr + step.stderr
         )
         if result.returncode != 0:
             break

@@ -246,14 +246,8 @@ def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) ->
     user with uv; without, uv is off the PATH (fast: most bakes are never installed).
     """
 
-    def bake(*, lock: bool = False, **answers: Any) -> Path:
+    def render(answers: dict[str, Any], changes: dict[str, str]) -> Path:
         output_dir = tmp_path_factory.mktemp("baked")
-        if lock:
-            minimum = answers.get("python_version", DEFAULT_PYTHON)
-            path = f"{uv_on_path()}{os.pathsep}{path_without_uv()}"
-            changes = {"PATH": path, **uv_environment(minimum)}
-        else:
-            changes = {"PATH": path_without_uv()}
         with patched_environment(changes):
             project = cookiecutter(
                 str(TEMPLATE_ROOT),
@@ -263,6 +257,19 @@ def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) ->
                 config_file=str(cookiecutter_config),
             )
         return Path(project)
+
+    def bake(*, lock: bool = False, **answers: Any) -> Path:
+        if not lock:
+            return render(answers, {"PATH": path_without_uv()})
+        minimum = answers.get("python_version", DEFAULT_PYTHON)
+        path = f"{uv_on_path()}{os.pathsep}{path_without_uv()}"
+        changes = {"PATH": path, **uv_environment(minimum)}
+        # uv's cache alone first (0.3 s instead of 1.3 s a lock); with the index when that
+        # fails (a cold cache), as a user's online uv would. A Python uv cannot find fails both.
+        project = render(answers, {**changes, "UV_OFFLINE": "1"})
+        if (project / "uv.lock").exists() or python_at_least(minimum) is None:
+            return project
+        return render(answers, changes)
 
     return bake
 

@@ -1,7 +1,9 @@
 """The generated CI's commands work as written: each job runs, in order, in a fresh environment.
 
 One default project per CI provider, each job run once (the Python matrix is one job run on
-this machine's Python). This is what keeps the README, pre-commit and the CI files honest: the
+this machine's Python). The GitHub one is the default project itself, so its test job is where
+the template's tests run the default project's own suite under the coverage gate
+(test_combinations.py runs the other rows'). This is what keeps the README, pre-commit and the CI files honest: the
 per-combination tests run the same tools, and this module proves the CI files call them right.
 """
 
@@ -10,11 +12,13 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from ci_tools import CiJob, ci_jobs, run_job
 from conftest import Bake, commit_all, run
+from matrix import COMBINATIONS, DEFAULT_ROW
 
 PROVIDERS = ["github", "gitlab"]
 EXPECTED_JOBS = {
@@ -25,10 +29,16 @@ EXPECTED_JOBS = {
 CONFLICT = "<<<<<<< ours\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[pytest.param(p, id=p, marks=pytest.mark.xdist_group(f"ci-{p}")) for p in PROVIDERS],
-)
+def provider_param(provider: str) -> Any:
+    # The GitHub project is the default project (matrix.DEFAULT_ROW): its CI's test job is where
+    # the template's tests run the default project's own suite, so the quick run has it.
+    quick = [pytest.mark.quick] if COMBINATIONS[DEFAULT_ROW]["ci_provider"] == provider else []
+    return pytest.param(
+        provider, id=provider, marks=[pytest.mark.xdist_group(f"ci-{provider}"), *quick]
+    )
+
+
+@pytest.fixture(scope="module", params=[provider_param(p) for p in PROVIDERS])
 def ci_project(request: pytest.FixtureRequest, bake: Bake) -> Path:
     """The default project with this CI provider and its uv.lock, committed in a git repo."""
     project = bake(ci_provider=request.param, lock=True)
@@ -84,6 +94,10 @@ def test_every_job_passes_when_run_as_written(
                 f"job {job.name} exited {result.returncode}\n"
                 f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
             )
+        elif "pytest" in " ".join(job.scripts):  # the suite ran, whole: nothing skipped
+            summaries = [line for line in result.stdout.splitlines() if " passed" in line]
+            assert summaries, f"{job.name}: no test summary\n{result.stdout[-4000:]}"
+            assert not any("skipped" in line for line in summaries), summaries
     assert failures == [], "\n\n".join(failures)
 
 
