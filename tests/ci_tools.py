@@ -238,9 +238,9 @@ def run_job(
         "PATH": os.pathsep.join([str(python / "bin"), str(uv_on_path()), path_without_uv()]),
     }
     env |= {key: expand(value, env) for key, value in job.variables.items()}
-    result = subprocess.CompletedProcess[str]([], 0, "", "")
-    for script in job.scripts:
-        step = subprocess.run(
+
+    def shell(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [*job.shell, script],
             cwd=checkout,
             env=env,
@@ -250,6 +250,10 @@ def run_job(
             timeout=600,
             check=False,
         )
+
+    result = subprocess.CompletedProcess[str]([], 0, "", "")
+    for script in job.scripts:
+        step = shell(script)
         # The job's whole output so far, and its last step's exit code.
         result = subprocess.CompletedProcess(
             step.args, step.returncode, result.stdout + step.stdout, result.stderr + step.stderr
@@ -257,16 +261,7 @@ def run_job(
         if result.returncode != 0:
             break
     for script in job.after_scripts:
-        after = subprocess.run(
-            [*job.shell, script],
-            cwd=checkout,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        after = shell(script)
         if result.returncode == 0 and after.returncode != 0:
             return after
     return result

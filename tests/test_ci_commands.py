@@ -3,8 +3,9 @@
 One default project per CI provider, each job run once (the Python matrix is one job run on
 this machine's Python). The GitHub one is the default project itself, so its test job is where
 the template's tests run the default project's own suite under the coverage gate
-(test_combinations.py runs the other rows'). This is what keeps the README, pre-commit and the CI files honest: the
-per-combination tests run the same tools, and this module proves the CI files call them right.
+(test_combinations.py runs the other rows'). This is what keeps the README, pre-commit and the
+CI files honest: the per-combination tests run the same tools, and this module proves the CI
+files call them right.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import uv
 from conftest import Bake, run
-from support.processes import free_port, stop, wait_until_healthy
+from support.processes import start_service, stop
 
 UNPRIVILEGED = 10001  # the Dockerfile's USER, checked below
 
@@ -251,29 +251,19 @@ def test_the_service_starts_from_the_result_as_the_unprivileged_user(
     as_user = {"user": UNPRIVILEGED, "group": UNPRIVILEGED, "extra_groups": []}
     if os.geteuid() != 0:  # already unprivileged: run as this user
         as_user = {}
-    port = free_port()
-    # Loopback only (the image's HOST=0.0.0.0 is for a container's own network namespace).
-    service_env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "HOME": "/"}
+    # Loopback only (the image's HOST=0.0.0.0 is for a container's own network namespace:
+    # start_service sets HOST and PORT).
+    service_env = {**env, "HOME": "/"}
     assert service_env["PATH"].startswith(f"{root / 'venv' / 'bin'}:")
-    log = tmp_path / "service.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            env=service_env,
-            cwd="/",
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            **as_user,  # type: ignore[arg-type]
-        )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_service(
+        "", tmp_path / "service.log", service_env, command=command, cwd="/", **as_user
+    )
     try:
-        wait_until_healthy(process, url, explain=lambda: log.read_text(errors="replace"))
         with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
             assert answer.status == 200
         probe = subprocess.run(
             healthcheck,
-            env=service_env,
+            env={**service_env, "PORT": url.rsplit(":", 1)[1]},
             capture_output=True,
             timeout=10,
             check=False,
@@ -284,4 +274,4 @@ def test_the_service_starts_from_the_result_as_the_unprivileged_user(
             status = Path(f"/proc/{process.pid}/status").read_text()
             assert re.search(rf"^Uid:\s+{UNPRIVILEGED}\s", status, re.MULTILINE), status
     finally:
-        assert stop(process) == 0, log.read_text(errors="replace")
+        assert stop(process) == 0, (tmp_path / "service.log").read_text(errors="replace")

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 FAKE_UPSTREAM = Path(__file__).resolve().parent / "fake_upstream.py"
 
@@ -63,19 +64,25 @@ def wait_until_healthy(
 
 
 def start_service(
-    python: str | Path, log: Path, env: Mapping[str, str], package: str = "my_async_service"
+    python: str | Path,
+    log: Path,
+    env: Mapping[str, str],
+    package: str = "my_async_service",
+    command: Sequence[str] | None = None,
+    **popen: Any,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m <package>`` with ``env`` (the whole environment) on a free loopback port, its
-    output in ``log``; returns once it answers ``/health``: its process and URL. Stop it with
-    ``stop``."""
+    """``python -m <package>`` (or ``command``) with ``env`` (the whole environment) on a free
+    loopback port, its output in ``log``, ``popen`` passed on (e.g. ``user``); returns once it
+    answers ``/health``: its process and URL. Stop it with ``stop``."""
     port = free_port()
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(python), "-m", package],
+            list(command or [str(python), "-m", package]),
             env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            **popen,
         )
     url = f"http://127.0.0.1:{port}"
     try:
