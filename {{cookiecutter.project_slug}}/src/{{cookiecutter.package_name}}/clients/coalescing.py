@@ -41,14 +41,17 @@ class Coalescer(Generic[T]):
         """Distinct calls running now."""
         return len(self._waiters)
 
-    async def run(self, key: Hashable, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """The outcome of the call for ``key``: a running one if there is one, else a new one."""
+    async def run(
+        self, key: Hashable, call: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> T:
+        """The outcome of ``call(*args)`` for ``key``: a running one if there is one, else a new
+        one. (The arguments apart rather than a ``partial``: one object less per call.)"""
         waiters = self._waiters.get(key)
         if waiters is not None:
-            return await self._wait(key, waiters, call)
+            return await self._wait(key, waiters, call, args)
         waiters = self._waiters[key] = []
         try:
-            result = await call()
+            result = await call(*args)
         except Exception as error:
             _settle(waiters, methodcaller("set_exception", error))
             raise
@@ -66,14 +69,18 @@ class Coalescer(Generic[T]):
             del self._waiters[key]  # only the caller running a call removes it
 
     async def _wait(
-        self, key: Hashable, waiters: Waiters[T], call: Callable[[], Coroutine[Any, Any, T]]
+        self,
+        key: Hashable,
+        waiters: Waiters[T],
+        call: Callable[..., Coroutine[Any, Any, T]],
+        args: tuple[Any, ...],
     ) -> T:
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
         try:
             return await waiter
         except _CallAbandonedError:
-            return await self.run(key, call)
+            return await self.run(key, call, *args)
 
 
 def _settle(waiters: Waiters[T], outcome: Callable[[asyncio.Future[T]], object]) -> None:

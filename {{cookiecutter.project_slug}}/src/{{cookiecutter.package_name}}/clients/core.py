@@ -77,7 +77,7 @@ MAX_DRAINED_BYTES = 64 * 1024
 MAX_PAGES = 100  # a listing longer than this is refused rather than followed forever
 TOO_LARGE = "upstream response too large"
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-SESSION_HEADERS: Mapping[str, str] = MappingProxyType({"Accept": "application/json"})
+SESSION_HEADERS: Mapping[str, str] = MappingProxyType({aiohttp.hdrs.ACCEPT: "application/json"})
 # Idempotent by HTTP's definition: sending one twice leaves the upstream as sending it once.
 SAFE_TO_RESEND = frozenset({"GET", "PUT", "DELETE"})
 # Failures that prove a request never left: no connection could be opened.
@@ -440,7 +440,7 @@ class UpstreamClient:
         call = self._new_call("GET", url, time_budget, retries)
         if self._coalescer is None:
             return await self._fetch(decoder, call)
-        shared: T = await self._coalescer.run(key, partial(self._fetch, decoder, call))
+        shared: T = await self._coalescer.run(key, self._fetch, decoder, call)
         return shared
 
     def _url(self, segments: tuple[str, ...], params: Query | None) -> tuple[URL, CanonicalQuery]:
@@ -726,7 +726,7 @@ class UpstreamClient:
         budget: aiohttp.ClientTimeout,
         extra_headers: Mapping[str, str] = NO_HEADERS,
     ) -> _Reply:
-        headers = {request_ids.HEADER: request_ids.current.get()}
+        headers: dict[str, str] = {request_ids.HEADER_NAME: request_ids.current.get()}
         if call.headers:
             headers.update(call.headers)
 {%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
@@ -750,10 +750,12 @@ class UpstreamClient:
                 await _drain_small_body(response)  # lets the connection be reused
                 raise _status_error(response)
             body = b""
-            if response.status != 204 and response.content_length != 0:
+            length = response.content_length  # parsed from the header again at each access
+            if response.status != 204 and length != 0:
                 if not _is_json(response.content_type):
                     raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
-                body = await read_capped(response, self._policy.max_response_bytes, TOO_LARGE)
+                limit = self._policy.max_response_bytes
+                body = await read_capped(response, limit, TOO_LARGE, length)
             next_url = None
             if "Link" in response.headers:
                 link = response.links.get("next")
@@ -792,11 +794,16 @@ def _within(call: _Call, deadline: float) -> _Call:
 {%- endif %}
 
 
-async def read_capped(response: aiohttp.ClientResponse, limit: int, too_large: str) -> bytes:
+async def read_capped(
+    response: aiohttp.ClientResponse, limit: int, too_large: str, length: int | None = -1
+) -> bytes:
     """Read the body, refusing more than ``limit`` bytes however it is sent: an
-    UpstreamUnavailableError saying ``too_large``. (The token endpoint's answers too.)"""
-    if response.content_length is not None:
-        if response.content_length > limit:
+    UpstreamUnavailableError saying ``too_large``. (The token endpoint's answers too.)
+    ``length``: the response's Content-Length when the caller has it already (-1: read it)."""
+    if length == -1:
+        length = response.content_length
+    if length is not None:
+        if length > limit:
             raise UpstreamUnavailableError(too_large)
         return await response.read()
     body = bytearray()
@@ -821,7 +828,7 @@ def _outcome(error: Exception) -> Outcome:
 def _status_error(response: aiohttp.ClientResponse) -> Exception:
     """The exception for an error status: final, or worth another attempt. It carries the
     upstream's own request id, when it sent a safe one, for the log line."""
-    upstream_id = request_ids.accepted(response.headers.get(request_ids.HEADER))
+    upstream_id = request_ids.accepted(response.headers.get(request_ids.HEADER_NAME))
     if response.status in RETRYABLE_STATUSES:
         retry_after = _parse_retry_after(response.headers.get("Retry-After"))
         return _RetryableStatusError(response.status, retry_after, upstream_id)

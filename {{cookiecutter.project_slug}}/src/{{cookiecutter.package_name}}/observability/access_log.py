@@ -38,7 +38,7 @@ class AccessLogger(AbstractAccessLogger):
             http["status"],
             http["bytes"],
             time,
-            extra={"request_id": response.headers.get(request_ids.HEADER, "-"), "http": http},
+            extra={"request_id": response.headers.get(request_ids.HEADER_NAME, "-"), "http": http},
         )
 
     @property

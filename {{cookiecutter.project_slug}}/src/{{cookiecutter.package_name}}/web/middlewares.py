@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from ..common import request_ids
@@ -40,7 +40,7 @@ def request_middleware(limit: InFlightLimit | None{% if cookiecutter.use_metrics
         response echoes; refuse it with 503 when the service is past its in-flight limit; turn
         HTTP errors, the service's own errors and bugs into ``{"error": ...}``{% if cookiecutter.use_metrics %}; time what
         the client gets{% endif %}."""
-        rid = request_ids.accept_or_generate(request.headers.get(request_ids.HEADER))
+        rid = request_ids.accept_or_generate(request.headers.get(request_ids.HEADER_NAME))
         token = request_ids.current.set(rid)
 {%- if cookiecutter.use_metrics %}
         route = route_template(request)
@@ -80,8 +80,8 @@ def request_middleware(limit: InFlightLimit | None{% if cookiecutter.use_metrics
 {%- endif %}
         finally:
             request_ids.current.reset(token)
-        response.headers[request_ids.HEADER] = rid
-        response.headers["Server"] = SERVER
+        response.headers[request_ids.HEADER_NAME] = rid
+        response.headers[hdrs.SERVER] = SERVER
 {%- if cookiecutter.use_metrics %}
         if started is not None:
             metrics.request_finished(request.method, route, response.status, started)

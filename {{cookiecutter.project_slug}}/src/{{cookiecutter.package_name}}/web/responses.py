@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, TypeAdapter
 
 from ..common.jsonlib import dumps
 
 # Given as a header rather than as ``content_type=``, which aiohttp would parse and rebuild for
 # every response (about a microsecond each, measured).
-_JSON_HEADERS = {"Content-Type": "application/json"}
+_JSON_HEADERS: dict[str, str] = {hdrs.CONTENT_TYPE: "application/json"}
 
 
 def json_response(
