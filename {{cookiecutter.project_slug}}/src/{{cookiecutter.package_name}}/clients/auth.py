@@ -210,7 +210,8 @@ class ClientCredentials:
                 timeout=aiohttp.ClientTimeout(total=time_budget),
                 allow_redirects=False,
             ) as response:
-                body = await read_capped(response, MAX_TOKEN_RESPONSE_BYTES, TOO_LARGE)
+                length = response.content_length
+                body = await read_capped(response, length, MAX_TOKEN_RESPONSE_BYTES, TOO_LARGE)
                 status = response.status
         except TimeoutError:
             raise UpstreamTimeoutError("the token endpoint did not answer in time") from None

@@ -750,12 +750,12 @@ class UpstreamClient:
                 await _drain_small_body(response)  # lets the connection be reused
                 raise _status_error(response)
             body = b""
-            length = response.content_length  # parsed from the header again at each access
+            length = response.content_length
             if response.status != 204 and length != 0:
                 if not _is_json(response.content_type):
                     raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
                 limit = self._policy.max_response_bytes
-                body = await read_capped(response, limit, TOO_LARGE, length)
+                body = await read_capped(response, length, limit, TOO_LARGE)
             next_url = None
             if "Link" in response.headers:
                 link = response.links.get("next")
@@ -795,13 +795,12 @@ def _within(call: _Call, deadline: float) -> _Call:
 
 
 async def read_capped(
-    response: aiohttp.ClientResponse, limit: int, too_large: str, length: int | None = -1
+    response: aiohttp.ClientResponse, length: int | None, limit: int, too_large: str
 ) -> bytes:
     """Read the body, refusing more than ``limit`` bytes however it is sent: an
     UpstreamUnavailableError saying ``too_large``. (The token endpoint's answers too.)
-    ``length``: the response's Content-Length when the caller has it already (-1: read it)."""
-    if length == -1:
-        length = response.content_length
+    ``length``: the response's ``content_length``, which the caller reads once (aiohttp parses
+    the header again at each access)."""
     if length is not None:
         if length > limit:
             raise UpstreamUnavailableError(too_large)
