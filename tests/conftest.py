@@ -9,7 +9,6 @@ dependencies come from the cache, so one install costs about a second.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import glob
 import os
@@ -223,19 +222,11 @@ def uv_environment(minimum_python: str) -> dict[str, str]:
     return {"UV_PYTHON_DOWNLOADS": "never", **({"UV_PYTHON": interpreter} if interpreter else {})}
 
 
-@contextlib.contextmanager
-def patched_environment(changes: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with ``changes`` for the duration (the hooks cookiecutter runs inherit it)."""
-    previous = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def with_uv(minimum_python: str = DEFAULT_PYTHON) -> dict[str, str]:
+    """The environment of a machine with uv (the tests' own, alone in its folder, first on the
+    PATH) that can find a Python for ``minimum_python`` (see uv_environment)."""
+    path = f"{uv_on_path()}{os.pathsep}{path_without_uv()}"
+    return {"PATH": path, **uv_environment(minimum_python)}
 
 
 @pytest.fixture(scope="session")
@@ -248,7 +239,10 @@ def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) ->
 
     def render(answers: dict[str, Any], changes: dict[str, str]) -> Path:
         output_dir = tmp_path_factory.mktemp("baked")
-        with patched_environment(changes):
+        # The hooks cookiecutter runs inherit os.environ.
+        with pytest.MonkeyPatch.context() as environment:
+            for name, value in changes.items():
+                environment.setenv(name, value)
             project = cookiecutter(
                 str(TEMPLATE_ROOT),
                 no_input=True,
@@ -262,8 +256,7 @@ def bake(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) ->
         if not lock:
             return render(answers, {"PATH": path_without_uv()})
         minimum = answers.get("python_version", DEFAULT_PYTHON)
-        path = f"{uv_on_path()}{os.pathsep}{path_without_uv()}"
-        changes = {"PATH": path, **uv_environment(minimum)}
+        changes = with_uv(minimum)
         # uv's cache alone first (0.3 s instead of 1.3 s a lock); with the index when that
         # fails (a cold cache), as a user's online uv would. A Python uv cannot find fails both.
         project = render(answers, {**changes, "UV_OFFLINE": "1"})
@@ -312,24 +305,24 @@ def install() -> Install:
         uv_bin = uv.find_uv_bin()
         chosen = [arg for extra in extras for arg in ("--extra", extra)]
         python = project / ".venv" / "bin" / "python"
-        if python_at_least(minimum_python) is not None:
-            env = uv_environment(minimum_python)
-            if not (project / "uv.lock").exists():
-                uv_offline_first([uv_bin, "lock", "--quiet"], project, env)
-            uv_offline_first([uv_bin, "sync", "--quiet", "--locked", *chosen], project, env)
-            return python
-        return install_for_a_missing_python(project, extras)
+        if python_at_least(minimum_python) is None:
+            return install_for_a_missing_python(project, chosen)
+        env = uv_environment(minimum_python)
+        if not (project / "uv.lock").exists():
+            uv_offline_first([uv_bin, "lock", "--quiet"], project, env)
+        uv_offline_first([uv_bin, "sync", "--quiet", "--locked", *chosen], project, env)
+        return python
 
     return install
 
 
-def install_for_a_missing_python(project: Path, extras: Sequence[str]) -> Path:
+def install_for_a_missing_python(project: Path, chosen: Sequence[str]) -> Path:
     """The fallback of ``install`` for a project whose minimum Python is not on this machine:
-    its dependencies and dev group on the newest Python here, and a ``.pth`` for ``src``."""
+    its dependencies, the ``chosen`` extras' flags and the dev group on the newest Python here,
+    and a ``.pth`` for ``src``."""
     uv_bin, base = uv.find_uv_bin(), newest_python()
     run([uv_bin, "venv", "--quiet", "--python", base, ".venv"], project)
     python = project / ".venv" / "bin" / "python"
-    chosen = [arg for extra in extras for arg in ("--extra", extra)]
     command = [uv_bin, "pip", "install", "--quiet", "--python", python, "-r", "pyproject.toml"]
     uv_offline_first([*command, *chosen, "--group", "dev"], project, {})
     site = run([python, "-c", "import site; print(site.getsitepackages()[0])"], project)

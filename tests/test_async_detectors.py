@@ -11,13 +11,12 @@ virtual (looptime) or short.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import path_without_uv, run, uv_on_path
+from conftest import run, with_uv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("async-detectors")]
 
@@ -120,7 +119,7 @@ def test_the_ci_debug_leg_fails_a_slow_callback_that_the_normal_run_lets_pass(
     assert before.count(HEALTH_ANSWER) == 1
     debug = f"{debug_leg_command(default_project)} -q -p no:cacheprovider {HEALTH_TEST}"
     assert debug.startswith("uv run --no-sync python -X dev -m pytest")
-    env = {"PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}"}
+    env = {"PATH": with_uv()["PATH"]}
 
     def debug_leg() -> subprocess.CompletedProcess[str]:
         return run(["bash", "-c", debug], default_project, check=False, env=env)

@@ -7,7 +7,6 @@ makes template changes there as new commits, and drives cruft as a user would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,17 +18,7 @@ from typing import Any
 import pytest
 import uv
 from ci_tools import ci_jobs, kustomize, run_job
-from conftest import (
-    GIT_IDENTITY,
-    TEMPLATE_ROOT,
-    Bake,
-    Install,
-    commit_all,
-    path_without_uv,
-    run,
-    uv_environment,
-    uv_on_path,
-)
+from conftest import GIT_IDENTITY, TEMPLATE_ROOT, Bake, Install, commit_all, run, with_uv
 from cookiecutter.main import cookiecutter
 from matrix import DEFAULT_PYTHON
 
@@ -73,11 +62,7 @@ def template(
 
 # cruft as a user with uv runs it: the post-generation hook locks (offline, from uv's cache,
 # which uv_cache_has_the_default_dependencies filled: 0.2 s a lock instead of 1.3 s).
-CRUFT_ENV = {
-    "PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}",
-    "UV_OFFLINE": "1",
-    **uv_environment(DEFAULT_PYTHON),
-}
+CRUFT_ENV = {**with_uv(), "UV_OFFLINE": "1"}
 
 
 def cruft(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

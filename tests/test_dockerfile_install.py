@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import uv
-from conftest import Bake, run
+from conftest import Bake, run, uv_on_path
 from support.processes import start_service, stop
 
 UNPRIVILEGED = 10001  # the Dockerfile's USER, checked below
@@ -112,7 +112,7 @@ class Emulation:
         *items, target = words
         destination = self.path(target) if target.startswith("/") else self.workdir / target
         for item in items:
-            source = origin / item.lstrip("/") if origin != self.context else origin / item
+            source = origin / item.lstrip("/")
             if len(items) > 1 or target.endswith("/"):
                 destination.mkdir(parents=True, exist_ok=True)
                 into = destination / Path(item).name
@@ -166,16 +166,14 @@ def scratch() -> Iterator[Path]:
 def built(project: Path, scratch: Path) -> tuple[Path, list[Stage], dict[str, str]]:
     """The build stage run into ``scratch``, then the final stage's files: (root, stages,
     the final stage's environment)."""
-    all_stages = stages((project / "Dockerfile").read_text(encoding="utf-8"))
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    all_stages = stages(dockerfile)
     uv_stage = stage_named(all_stages, "uv")
     pinned = uv_stage.base.rsplit(":", 1)[1]
     ours = run([uv.find_uv_bin(), "--version"], project).stdout.split()[1]
     assert pinned == ours, f"the Dockerfile pins uv {pinned}; these tests have uv {ours}"
-    uv_files = scratch.parent / f"{scratch.name}-uv-stage"
-    uv_files.mkdir()
-    shutil.copy2(uv.find_uv_bin(), uv_files / "uv")
 
-    minor = re.search(r"ARG PYTHON_VERSION=(\S+)", (project / "Dockerfile").read_text())
+    minor = re.search(r"ARG PYTHON_VERSION=(\S+)", dockerfile)
     assert minor
     base_python = image_python(minor[1])
     build = stage_named(all_stages, "build")
@@ -193,7 +191,7 @@ def built(project: Path, scratch: Path) -> tuple[Path, list[Stage], dict[str, st
             emulation.workdir = emulation.path(rest)
             emulation.workdir.mkdir(parents=True, exist_ok=True)
         elif keyword == "COPY":
-            emulation.copy(rest, {"uv": uv_files})
+            emulation.copy(rest, {"uv": uv_on_path()})  # the uv stage: its /uv
         elif keyword == "RUN":
             emulation.run(rest, uv_cache)
             runs += 1
@@ -204,7 +202,6 @@ def built(project: Path, scratch: Path) -> tuple[Path, list[Stage], dict[str, st
         else:
             raise AssertionError(f"the build stage's {keyword} is not emulated: teach this test")
     assert runs == 2, build.instructions
-    shutil.rmtree(uv_files)
 
     # The final stage: a fresh image with /venv copied in, nothing else of the build stage.
     for child in scratch.iterdir():
@@ -246,7 +243,8 @@ def test_the_service_starts_from_the_result_as_the_unprivileged_user(
     final = stage_named(all_stages, None)
     instructions = dict(final.instructions)
     assert instructions["USER"] == f"{UNPRIVILEGED}:{UNPRIVILEGED}"
-    command = json.loads(instructions["CMD"])
+    python, flag, package = json.loads(instructions["CMD"])
+    assert flag == "-m", instructions["CMD"]
     healthcheck = json.loads(instructions["HEALTHCHECK"].split(" CMD ", 1)[1])
     as_user = {"user": UNPRIVILEGED, "group": UNPRIVILEGED, "extra_groups": []}
     if os.geteuid() != 0:  # already unprivileged: run as this user
@@ -256,7 +254,7 @@ def test_the_service_starts_from_the_result_as_the_unprivileged_user(
     service_env = {**env, "HOME": "/"}
     assert service_env["PATH"].startswith(f"{root / 'venv' / 'bin'}:")
     process, url = start_service(
-        "", tmp_path / "service.log", service_env, command=command, cwd="/", **as_user
+        python, tmp_path / "service.log", service_env, package, cwd="/", **as_user
     )
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:

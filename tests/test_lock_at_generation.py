@@ -3,7 +3,6 @@ project is still complete and one line says what to run."""
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -11,15 +10,11 @@ from typing import Any
 
 import pytest
 import uv
-from conftest import path_without_uv, run, uv_environment, uv_on_path
-from matrix import DEFAULT_PYTHON
+from conftest import run, with_uv
 
 Cli = Callable[..., Any]
 
-WITH_UV = {
-    "PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}",
-    **uv_environment(DEFAULT_PYTHON),
-}
+WITH_UV = with_uv()
 
 
 def folder(path: Path) -> Path:

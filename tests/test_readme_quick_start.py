@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Bake, path_without_uv, run, uv_environment, uv_on_path
-from matrix import DEFAULT_PYTHON
+from conftest import Bake, path_without_uv, run, with_uv
 
 
 def quick_start_blocks(readme: str) -> list[list[str]]:
@@ -50,10 +49,7 @@ def test_readme_quick_start_with_uv_installs_the_lock_and_tests(
     commands = without_serving(found[0], "my_async_service")
     assert commands[0].startswith("uv sync")
     lock_before = (project / "uv.lock").read_bytes()
-    env = {
-        "PATH": f"{uv_on_path()}{os.pathsep}{path_without_uv()}",
-        **uv_environment(DEFAULT_PYTHON),
-    }
+    env = with_uv()
     run_script(commands, project, env)
     assert (project / "uv.lock").read_bytes() == lock_before  # installed from it, not relocked
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,16 +68,15 @@ def start_service(
     log: Path,
     env: Mapping[str, str],
     package: str = "my_async_service",
-    command: Sequence[str] | None = None,
     **popen: Any,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m <package>`` (or ``command``) with ``env`` (the whole environment) on a free
-    loopback port, its output in ``log``, ``popen`` passed on (e.g. ``user``); returns once it
-    answers ``/health``: its process and URL. Stop it with ``stop``."""
+    """``python -m <package>`` with ``env`` (the whole environment; a bare ``python`` is looked
+    up on its PATH) on a free loopback port, its output in ``log``, ``popen`` passed on (e.g.
+    ``user``); returns once it answers ``/health``: its process and URL. Stop it with ``stop``."""
     port = free_port()
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            list(command or [str(python), "-m", package]),
+            [str(python), "-m", package],
             env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
             stdout=log_file,
             stderr=subprocess.STDOUT,
