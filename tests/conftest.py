@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import uv
+import yaml
 from cookiecutter.main import cookiecutter
 from hypothesis import settings as hypothesis_settings
 from matrix import DEFAULT_PYTHON
@@ -385,6 +386,43 @@ def cookiecutter_cli(cookiecutter_config: Path) -> Callable[..., subprocess.Comp
         )
 
     return cookiecutter_cli
+
+
+COPIER = Path(sys.executable).parent / "copier"
+
+
+def copier_copy(
+    answers: Mapping[str, Any],
+    destination: Path,
+    *,
+    source: Path = TEMPLATE_ROOT,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """``copier copy --trust --defaults`` of ``source`` into ``destination``, with ``answers``
+    in a data file (typed, as YAML): the command a copier user runs, without prompts. uv is off
+    the PATH unless ``env`` puts it there."""
+    data_file = destination.parent / f"{destination.name}.copier-data.yml"
+    data_file.write_text(yaml.safe_dump(dict(answers)), encoding="utf-8")
+    return run(
+        [
+            COPIER,
+            "copy",
+            "--trust",
+            "--defaults",
+            "--quiet",
+            "--data-file",
+            data_file,
+            *args,
+            source,
+            destination,
+        ],
+        destination.parent,
+        env={"PATH": path_without_uv(), **(env or {})},
+        check=check,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,9 +35,11 @@ from conftest import (
     Bake,
     Install,
     commit_all,
+    copier_copy,
     python_at_least,
     run,
     uv_environment,
+    with_uv,
 )
 from matrix import (
     CODE_OPTIONS,
@@ -108,6 +110,18 @@ def baked(request: pytest.FixtureRequest, bake: Bake) -> Baked:
         str(file.relative_to(path)) for file in path.rglob("*") if file.is_file() or file.is_dir()
     )
     return Baked(answers, path, files)
+
+
+def file_tree(root: Path, names: frozenset[str] | None = None) -> dict[str, tuple[int, bytes]]:
+    """Each file and folder under ``root`` (or just ``names``): its permission bits and bytes."""
+    paths = (root / name for name in names) if names is not None else root.rglob("*")
+    return {
+        str(path.relative_to(root)): (
+            path.lstat().st_mode & 0o7777,
+            path.read_bytes() if path.is_file() else b"",
+        )
+        for path in paths
+    }
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +237,33 @@ def test_chosen_files_present_and_unchosen_absent(baked: Baked) -> None:
     assert always <= baked.files, f"missing: {sorted(always - baked.files)}"
     present = {name: name in baked.files for name in optional}
     assert present == optional
+
+
+# What differs between cookiecutter's project and copier's (README: "copier or cruft").
+COPIER_ONLY = {".copier-answers.yml"}
+OWN_LOCKS = {"uv.lock"}
+
+
+def test_copier_copy_gives_the_same_project(baked: Baked, tmp_path: Path) -> None:
+    """copier, from the same template folder and copier.yml, for the same answers (with uv, as
+    cookiecutter's bake): the same files, bytes and permissions, but for the answers file and the
+    lock, which is checked against pyproject.toml instead. Nothing unrendered either way."""
+    minimum = baked.answers["python_version"]
+    copied = tmp_path / baked.path.name
+    copier_copy(baked.answers, copied, env={**with_uv(minimum), "UV_OFFLINE": "1"})
+    ours = file_tree(copied)
+    theirs = file_tree(baked.path, baked.files)
+    differing = {name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name)}
+    # Each tool locks on its own (the same bytes from the same cache, but not promised).
+    assert differing - OWN_LOCKS == COPIER_ONLY
+    assert OWN_LOCKS & ours.keys() == OWN_LOCKS & theirs.keys()
+    recorded = yaml.safe_load((copied / ".copier-answers.yml").read_text(encoding="utf-8"))
+    assert {name: recorded[name] for name in baked.answers} == baked.answers
+    if "uv.lock" in baked.files:
+        env = uv_environment(minimum)
+        run([uv.find_uv_bin(), "lock", "--check", "--offline"], copied, env=env)
+    else:
+        assert not (copied / "uv.lock").exists()
 
 
 # The rows uv can lock here: their minimum Python is on this machine.

@@ -17,7 +17,7 @@ from ci_tools import (
 from conftest import TEMPLATE_ROOT, run
 from matrix import PYTHON_VERSIONS
 
-OWN_PYTHON = ["hooks", "tests", "benchmarks", "local_extensions.py"]
+OWN_PYTHON = ["hooks", "tests", "benchmarks", "tools", "template_extensions.py"]
 OWN_WORKFLOWS = sorted((TEMPLATE_ROOT / ".github" / "workflows").glob("*.yml"))
 
 
