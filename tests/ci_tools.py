@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -44,12 +45,27 @@ ACTION_RELEASES: dict[str, dict[str, str]] = {
     "astral-sh/setup-uv": {
         "v10.3.0": "1c37ad07a6a961277cf70c0d37d6f313000f5884",
     },
+    # Read from public workflows pinning them (two unrelated ones agree on each).
+    "actions/upload-artifact": {
+        "v7.0.2": "cf430e030ddbb5b0abf93d22962f4752f3646cd9",
+    },
+    "actions/download-artifact": {
+        "v8.0.2": "9000827ccba6bdab643e8b6fd33ac0654aef8333",
+    },
 }
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
 PINNED = re.compile(r"(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
 VERSION_COMMENT = re.compile(r"^\s+#\s+(?P<version>v\d+\.\d+\.\d+)\s*$")
 # Actions a job may use before its commands; run_job stands in for them.
-STAND_INS = {"actions/checkout", "actions/setup-python", "astral-sh/setup-uv"}
+STAND_INS = {
+    "actions/checkout",
+    "actions/setup-python",
+    "astral-sh/setup-uv",
+    # A folder shared by a test between the jobs of one run, as RUNNER_TEMP, stands in for
+    # uploading an artifact there and downloading it back.
+    "actions/upload-artifact",
+    "actions/download-artifact",
+}
 
 
 def tool(name: str, where: Path = TOOLS_BIN) -> Path:
@@ -157,31 +173,66 @@ class CiJob:
     allow_failure: bool = False
     # GitLab's after_script: a shell of its own, run even when the scripts failed.
     after_scripts: list[str] = field(default_factory=list)
+    # GitHub's step-level `env:`, one mapping per script (none: the job's variables alone).
+    step_variables: list[dict[str, str]] = field(default_factory=list)
+    # GitHub: the job's `if:` and `needs:`, for tests that chain jobs as the platform would.
+    condition: str = ""
+    needs: list[str] = field(default_factory=list)
 
 
-def github_jobs(project: Path) -> list[CiJob]:
-    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+GITHUB_EXPRESSION = re.compile(r"\$\{\{\s*(?P<name>[\w.-]+)\s*\}\}")
+
+
+def github_jobs(
+    project: Path, workflow: str = "ci.yml", expressions: dict[str, str] | None = None
+) -> list[CiJob]:
+    """The jobs of a workflow. A ``${{ name }}`` in an ``env:`` value becomes
+    ``expressions[name]`` (the run's secrets and context, as GitHub would fill them in)."""
+    path = project / ".github" / "workflows" / workflow
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    given = expressions or {}
+
+    def fill(value: object) -> str:
+        return GITHUB_EXPRESSION.sub(lambda found: given[found["name"]], str(value))
+
     jobs = []
-    for name, job in workflow["jobs"].items():
+    for name, job in document["jobs"].items():
         used = {step["uses"].split("@")[0] for step in job["steps"] if "uses" in step}
         assert used <= STAND_INS, f"job {name} uses {used - STAND_INS}: teach run_job about it"
-        scripts = [step["run"] for step in job["steps"] if "run" in step]
+        steps = [step for step in job["steps"] if "run" in step]
         # GitHub's default shell for `run:` on Linux.
         shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
         variables = {
-            key: str(value)
-            for key, value in {**workflow.get("env", {}), **job.get("env", {})}.items()
+            key: fill(value)
+            for key, value in {**document.get("env", {}), **job.get("env", {})}.items()
         }
-        allow_failure = job.get("continue-on-error", False)
-        jobs.append(CiJob(name, scripts, shell, variables, allow_failure=allow_failure))
+        jobs.append(
+            CiJob(
+                name,
+                [step["run"] for step in steps],
+                shell,
+                variables,
+                allow_failure=job.get("continue-on-error", False),
+                step_variables=[
+                    {key: fill(value) for key, value in step.get("env", {}).items()}
+                    for step in steps
+                ],
+                condition=str(job.get("if", "")),
+                needs=[job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", []),
+            )
+        )
     return jobs
 
 
-def gitlab_jobs(repo: Path) -> list[CiJob]:
-    """The jobs GitLab would create for this commit (``rules:`` applied), one per matrix job."""
-    listed = json.loads(gitlab_ci_local(repo, "--list-json").stdout)
+def gitlab_jobs(repo: Path, variables: dict[str, str] | None = None) -> list[CiJob]:
+    """The jobs GitLab would create for this commit (``rules:`` applied), one per matrix job;
+    ``variables``: the pipeline's own (a schedule's, say)."""
+    given = [
+        arg for key, value in (variables or {}).items() for arg in ("--variable", f"{key}={value}")
+    ]
+    listed = json.loads(gitlab_ci_local(repo, "--list-json", *given).stdout)
     created = {job["name"].split(":")[0] for job in listed if job["when"] != "never"}
-    preview = yaml.safe_load(gitlab_ci_local(repo, "--preview").stdout)
+    preview = yaml.safe_load(gitlab_ci_local(repo, "--preview", *given).stdout)
     variables = {key: str(value) for key, value in (preview.get("variables") or {}).items()}
     jobs = []
     for name in sorted(created):
@@ -214,13 +265,21 @@ def ci_jobs(project: Path) -> list[CiJob]:
 
 
 def run_job(
-    job: CiJob, project: Path, workdir: Path, shared_cache: Path
+    job: CiJob,
+    project: Path,
+    workdir: Path,
+    shared_cache: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    artifacts: dict[str, Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a job as written in a fresh clone of ``project`` (a git repo); stop at the first
     failing script, then run the after-scripts (whose failure fails it here too). GitLab
     ``cache:`` paths are restored from ``shared_cache``, as a runner would between jobs;
     setup-uv's cache is the machine's own uv cache. The PATH has a fresh Python (standing in
-    for setup-python or the image's) and the uv of these tests (setup-uv's or the image's)."""
+    for setup-python or the image's) and the uv of these tests (setup-uv's or the image's).
+    ``artifacts`` (path in the checkout -> file) are restored as GitLab restores an earlier
+    job's; ``extra_env`` is what the platform sets (``GITHUB_OUTPUT``, ``CI_API_V4_URL``...)."""
     checkout, python = workdir / "checkout", workdir / "python"
     workdir.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "-q", project, checkout], workdir)
@@ -231,19 +290,22 @@ def run_job(
         (shared_cache / path).mkdir(parents=True, exist_ok=True)
         (checkout / path).parent.mkdir(parents=True, exist_ok=True)
         (checkout / path).symlink_to(shared_cache / path, target_is_directory=True)
+    for path, source in (artifacts or {}).items():
+        shutil.copyfile(source, checkout / path)
     env = {
         **clean_environment(),
         "CI": "true",
         "CI_PROJECT_DIR": str(checkout),
         "PATH": os.pathsep.join([str(python / "bin"), str(uv_on_path()), path_without_uv()]),
+        **(extra_env or {}),
     }
     env |= {key: expand(value, env) for key, value in job.variables.items()}
 
-    def shell(script: str) -> subprocess.CompletedProcess[str]:
+    def shell(script: str, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*job.shell, script],
             cwd=checkout,
-            env=env,
+            env=env | variables,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -252,8 +314,9 @@ def run_job(
         )
 
     result = subprocess.CompletedProcess[str]([], 0, "", "")
-    for script in job.scripts:
-        step = shell(script)
+    for index, script in enumerate(job.scripts):
+        variables = job.step_variables[index] if job.step_variables else {}
+        step = shell(script, variables)
         # The job's whole output so far, and its last step's exit code.
         result = subprocess.CompletedProcess(
             step.args, step.returncode, result.stdout + step.stdout, result.stderr + step.stderr
@@ -261,7 +324,7 @@ def run_job(
         if result.returncode != 0:
             break
     for script in job.after_scripts:
-        after = shell(script)
+        after = shell(script, {})
         if result.returncode == 0 and after.returncode != 0:
             return after
     return result

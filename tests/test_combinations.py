@@ -366,6 +366,7 @@ def test_ci_config_matches_its_schema(baked: Baked) -> None:
     checks = {
         "github": [
             ("vendor.github-workflows", ".github/workflows/ci.yml"),
+            ("vendor.github-workflows", ".github/workflows/template-update.yml"),
             ("vendor.dependabot", ".github/dependabot.yml"),
         ],
         "gitlab": [("vendor.gitlab-ci", ".gitlab-ci.yml")],
