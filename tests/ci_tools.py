@@ -271,6 +271,7 @@ def run_job(
     shared_cache: Path,
     *,
     extra_env: dict[str, str] | None = None,
+    extra_path: list[Path] | None = None,
     artifacts: dict[str, Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a job as written in a fresh clone of ``project`` (a git repo); stop at the first
@@ -279,7 +280,8 @@ def run_job(
     setup-uv's cache is the machine's own uv cache. The PATH has a fresh Python (standing in
     for setup-python or the image's) and the uv of these tests (setup-uv's or the image's).
     ``artifacts`` (path in the checkout -> file) are restored as GitLab restores an earlier
-    job's; ``extra_env`` is what the platform sets (``GITHUB_OUTPUT``, ``CI_API_V4_URL``...)."""
+    job's; ``extra_env`` is what the platform sets (``GITHUB_OUTPUT``, ``CI_API_V4_URL``...);
+    ``extra_path``: folders of the runner's own tools (``gh``), first on the PATH."""
     checkout, python = workdir / "checkout", workdir / "python"
     workdir.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "-q", project, checkout], workdir)
@@ -296,8 +298,10 @@ def run_job(
         **clean_environment(),
         "CI": "true",
         "CI_PROJECT_DIR": str(checkout),
-        "PATH": os.pathsep.join([str(python / "bin"), str(uv_on_path()), path_without_uv()]),
         **(extra_env or {}),
+        "PATH": os.pathsep.join(
+            [*map(str, extra_path or []), str(python / "bin"), str(uv_on_path()), path_without_uv()]
+        ),
     }
     env |= {key: expand(value, env) for key, value in job.variables.items()}
 

@@ -128,6 +128,10 @@ def run(
     return result
 
 
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd).stdout.strip()
+
+
 def commit_all(repo: Path, message: str) -> str:
     """Stage everything in ``repo`` and commit it (the repository is made if missing); the sha."""
     if not (repo / ".git").exists():
@@ -423,6 +427,33 @@ def copier_copy(
         check=check,
         timeout=120,
     )
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of its own, so cruft and cookiecutter write no replay files or config elsewhere."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name, value in GIT_IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    return home
+
+
+@pytest.fixture(scope="session")
+def uv_cache_has_the_default_dependencies(bake: Bake) -> None:
+    """One online lock of the default project, so that cruft's renders can lock offline."""
+    assert (bake(lock=True) / "uv.lock").is_file()
+
+
+@pytest.fixture
+def template(
+    tmp_path: Path, isolated_home: Path, uv_cache_has_the_default_dependencies: None
+) -> Path:
+    """A git clone of the template's committed state, ready to receive new commits."""
+    clone = tmp_path / "template"
+    run(["git", "clone", "-q", TEMPLATE_ROOT, clone], tmp_path)
+    return clone
 
 
 @pytest.fixture(scope="session")

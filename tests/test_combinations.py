@@ -404,9 +404,10 @@ def test_github_config_has_no_zizmor_findings(baked: Baked) -> None:
 def test_github_actions_are_pinned_to_their_newest_release_commits(baked: Baked) -> None:
     if baked.answers["ci_provider"] != "github":
         return
-    workflow = baked.path / ".github/workflows/ci.yml"
-    assert {action for action, _, _ in action_pins(workflow)} == set(ACTION_RELEASES)
-    assert stale_pins(workflow) == []
+    workflows = sorted((baked.path / ".github" / "workflows").glob("*.yml"))
+    used = {action for workflow in workflows for action, _, _ in action_pins(workflow)}
+    assert used == set(ACTION_RELEASES)
+    assert [problem for workflow in workflows for problem in stale_pins(workflow)] == []
 
 
 def test_gitlab_pipeline_parses_and_creates_the_expected_jobs(baked: Baked, tmp_path: Path) -> None:

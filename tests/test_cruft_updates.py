@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import uv
 from ci_tools import ci_jobs, kustomize, run_job
-from conftest import GIT_IDENTITY, TEMPLATE_ROOT, Bake, Install, commit_all, run, with_uv
+from conftest import Install, commit_all, git, run, with_uv
 from cookiecutter.main import cookiecutter
 from matrix import DEFAULT_PYTHON
 
@@ -27,37 +27,6 @@ TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
 PACKAGE_DIR = f"{TEMPLATE_DIR}/src/{{{{cookiecutter.package_name}}}}"
 
 pytestmark = pytest.mark.xdist_group("cruft")
-
-
-@pytest.fixture
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A HOME of its own, so cruft and cookiecutter write no replay files or config elsewhere."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name, value in GIT_IDENTITY.items():
-        monkeypatch.setenv(name, value)
-    return home
-
-
-def git(cwd: Path, *args: str) -> str:
-    return run(["git", *args], cwd).stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def uv_cache_has_the_default_dependencies(bake: Bake) -> None:
-    """One online lock of the default project, so that cruft's renders can lock offline."""
-    assert (bake(lock=True) / "uv.lock").is_file()
-
-
-@pytest.fixture
-def template(
-    tmp_path: Path, isolated_home: Path, uv_cache_has_the_default_dependencies: None
-) -> Path:
-    """A git clone of the template's committed state, ready to receive new commits."""
-    clone = tmp_path / "template"
-    run(["git", "clone", "-q", TEMPLATE_ROOT, clone], tmp_path)
-    return clone
 
 
 # cruft as a user with uv runs it: the post-generation hook locks (offline, from uv's cache,

@@ -1,0 +1,405 @@
+"""Updates arrive by themselves: the scheduled update jobs, run as written, and copier's updates.
+
+Like test_cruft_updates.py: real cruft and copier, real git, a local clone of the template that
+moves on with new commits (and tags, which copier follows). The CI jobs run through ci_tools'
+run_job, standing in for the platform: the project is the job's origin (the branch lands
+there), a fake ``gh`` on the PATH records what it is asked, and a local HTTP server stands in
+for GitLab's merge-request API.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ci_tools import CiJob, github_jobs, gitlab_jobs, run_job, tool
+from conftest import COPIER, commit_all, copier_copy, git, run
+from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, append, create
+
+pytestmark = pytest.mark.xdist_group("cruft")
+
+BRANCH = "template-update"
+TEMPLATE_CHANGE = "# the template moved on"
+USER_EDIT = "# the user's own line"
+SCHEDULE = {"CI_PIPELINE_SOURCE": "schedule", "TEMPLATE_UPDATE": "true"}
+
+
+def release(template: Path, tag: str) -> None:
+    """Tag the template's HEAD as a release (copier updates to the newest PEP 440 tag)."""
+    git(template, "tag", tag)
+
+
+def only_test_tags(template: Path) -> None:
+    """The clone has the repository's own release tags: copier must see the tests' alone."""
+    for tag in git(template, "tag", "--list").split():
+        git(template, "tag", "--delete", tag)
+
+
+def copier_project(template: Path, output: Path, **answers: Any) -> Path:
+    """A project made with ``copier copy`` (at the template's newest tag) and committed."""
+    output.mkdir(parents=True, exist_ok=True)
+    project = output / "my-async-service"
+    copier_copy(answers, project, source=template, env=CRUFT_ENV)
+    run(["git", "init", "-q", "-b", "main"], project)
+    commit_all(project, "Generated")
+    return project
+
+
+def linked_project(tool: str, template: Path, output: Path, **answers: Any) -> Path:
+    if tool == "cruft":
+        project = create(template, output, **answers)
+        git(project, "branch", "-M", "main")
+        return project
+    return copier_project(template, output, **answers)
+
+
+def move_template_on(template: Path) -> None:
+    append(template / PACKAGE_DIR / "web" / "responses.py", TEMPLATE_CHANGE)
+    commit_all(template, "Template: touch responses")
+    release(template, "v1.1.0")
+
+
+def conflicting_edit(project: Path) -> Path:
+    """Rewrite the line after which the template appends: the same lines, two versions."""
+    responses = project / "src" / "my_async_service" / "web" / "responses.py"
+    lines = responses.read_text(encoding="utf-8").splitlines()
+    lines[-1] = USER_EDIT
+    responses.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    commit_all(project, "User edit")
+    return responses
+
+
+# --- copier update --------------------------------------------------------------------------
+
+
+def test_copier_update_across_tags_keeps_edits_and_brings_the_change(
+    template: Path, tmp_path: Path
+) -> None:
+    only_test_tags(template)
+    release(template, "v1.0.0")
+    project = copier_project(template, tmp_path / "out")
+    answers_file = project / ".copier-answers.yml"
+    assert yaml.safe_load(answers_file.read_text(encoding="utf-8"))["_commit"] == "v1.0.0"
+    package = project / "src" / "my_async_service"
+    append(package / "web" / "handlers.py", USER_EDIT)
+    (package / "extra.py").write_text('"""A module of the user\'s own."""\n', encoding="utf-8")
+    commit_all(project, "User edits")
+    move_template_on(template)
+
+    newer = run([COPIER, "check-update", "--quiet"], project, check=False)
+    assert newer.returncode == 2, newer.stdout + newer.stderr
+    run([COPIER, "update", "--defaults", "--trust", "--quiet"], project, env=CRUFT_ENV)
+
+    assert TEMPLATE_CHANGE in (package / "web" / "responses.py").read_text(encoding="utf-8")
+    assert USER_EDIT in (package / "web" / "handlers.py").read_text(encoding="utf-8")
+    assert (package / "extra.py").is_file()
+    assert yaml.safe_load(answers_file.read_text(encoding="utf-8"))["_commit"] == "v1.1.0"
+    status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(line[3:] for line in status) == [
+        ".copier-answers.yml",
+        "src/my_async_service/web/responses.py",
+    ]
+
+
+# --- The scheduled update jobs --------------------------------------------------------------
+
+
+class FakeGitLab(http.server.ThreadingHTTPServer):
+    """GitLab's merge-request API, as far as the job uses it: lists none open, records posts."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), FakeGitLabHandler)
+        self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
+
+
+class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
+    server: FakeGitLab
+
+    def do_GET(self) -> None:
+        self.server.requests.append(("GET", self.path, {}))
+        self.answer(200, b"[]")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.server.requests.append(("POST", self.path, urllib.parse.parse_qs(body)))
+        self.answer(201, b'{"iid": 1}')
+
+    def answer(self, status: int, body: bytes) -> None:
+        assert self.headers["PRIVATE-TOKEN"] == "glpat-test"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_gitlab() -> Iterator[FakeGitLab]:
+    server = FakeGitLab()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def fake_gh(folder: Path) -> Path:
+    """A ``gh`` that records its arguments, one call a line, and lists no open pull request."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "gh"
+    script.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$*" >> "$GH_CALLS"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return folder
+
+
+class ScheduledRun:
+    """One scheduled run of the update jobs of ``project``'s CI, in the platform's order."""
+
+    def __init__(self, project: Path, workdir: Path, token: str = "") -> None:
+        self.project, self.workdir, self.token = project, workdir, token
+        self.gh_calls = workdir / "gh-calls"
+        self.outputs: list[str] = []
+
+    def github(self) -> tuple[bool, str]:
+        """(changed, output) of the update job; then the pull-request job when it runs."""
+        runner_temp = self.workdir / "runner-temp"
+        runner_temp.mkdir(parents=True)
+        expressions = {
+            "secrets.TEMPLATE_UPDATE_TOKEN": self.token,
+            "github.event.repository.default_branch": "main",
+            "runner.temp": str(runner_temp),
+        }
+        jobs = {
+            job.name: job for job in github_jobs(self.project, "template-update.yml", expressions)
+        }
+        assert set(jobs) == {"update", "pull-request"}
+        outputs_file = self.workdir / "github-output"
+        update = self.run(
+            jobs["update"],
+            "update",
+            {"RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(outputs_file)},
+        )
+        if update.returncode != 0:
+            return False, update.stdout + update.stderr
+        outputs = dict(line.split("=", 1) for line in outputs_file.read_text().splitlines())
+        pull_request = jobs["pull-request"]
+        assert pull_request.needs == ["update"]
+        assert pull_request.condition == "needs.update.outputs.changed == 'true'"
+        if outputs["changed"] != "true":
+            return False, update.stdout + update.stderr
+        result = self.run(
+            pull_request,
+            "pull-request",
+            {"RUNNER_TEMP": str(runner_temp), "GH_CALLS": str(self.gh_calls)},
+            extra_path=[fake_gh(self.workdir / "gh-bin")],
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return True, update.stdout + update.stderr + result.stdout + result.stderr
+
+    def gitlab(self, api: FakeGitLab | None) -> tuple[bool, str]:
+        jobs = {job.name: job for job in gitlab_jobs(self.project, SCHEDULE)}
+        assert {"template-update", "template-update-merge-request"} <= set(jobs)
+        update = self.run(jobs["template-update"], "update", SCHEDULE)
+        if update.returncode != 0:
+            return False, update.stdout + update.stderr
+        patch = self.workdir / "update" / "checkout" / "template-update.patch"
+        port = api.server_address[1] if api else 9
+        platform = {
+            **SCHEDULE,
+            "CI_SERVER_PROTOCOL": "http",
+            "CI_SERVER_HOST": "gitlab.invalid",
+            "CI_SERVER_PORT": "443",
+            "CI_PROJECT_PATH": "team/my-async-service",
+            "CI_PROJECT_ID": "7",
+            "CI_DEFAULT_BRANCH": "main",
+            "CI_API_V4_URL": f"http://127.0.0.1:{port}/api/v4",
+            # The push URL the job builds reaches the project here (git's own url rewriting).
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{self.project}.insteadOf",
+            "GIT_CONFIG_VALUE_0": "http://oauth2:glpat-test@gitlab.invalid:443/team/my-async-service.git",
+            **({"TEMPLATE_UPDATE_TOKEN": self.token} if self.token else {}),
+        }
+        result = self.run(
+            jobs["template-update-merge-request"],
+            "merge-request",
+            platform,
+            artifacts={"template-update.patch": patch},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return (
+            patch.stat().st_size > 0,
+            update.stdout + update.stderr + result.stdout + result.stderr,
+        )
+
+    def run(
+        self,
+        job: CiJob,
+        name: str,
+        env: dict[str, str],
+        *,
+        extra_path: list[Path] | None = None,
+        artifacts: dict[str, Path] | None = None,
+    ) -> Any:
+        result = run_job(
+            job,
+            self.project,
+            self.workdir / name,
+            self.workdir / "cache",
+            extra_env={**CRUFT_ENV, "UV_OFFLINE": "1", **env},
+            extra_path=extra_path,
+            artifacts=artifacts,
+        )
+        self.outputs.append(result.stdout + result.stderr)
+        return result
+
+
+def branch_file(project: Path, path: str) -> str:
+    return git(project, "show", f"{BRANCH}:{path}")
+
+
+@pytest.mark.parametrize(
+    ("provider", "tool"),
+    [("github", "cruft"), ("github", "copier"), ("gitlab", "cruft"), ("gitlab", "copier")],
+)
+def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
+    template: Path, tmp_path: Path, fake_gitlab: FakeGitLab, provider: str, tool: str
+) -> None:
+    only_test_tags(template)
+    release(template, "v1.0.0")
+    project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
+    move_template_on(template)
+    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+
+    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
+
+    assert changed, output
+    responses = "src/my_async_service/web/responses.py"
+    assert TEMPLATE_CHANGE in branch_file(project, responses), output
+    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # only the branch moved
+    assert TEMPLATE_CHANGE not in git(project, "show", f"main:{responses}")
+    if provider == "github":
+        calls = scheduled.gh_calls.read_text(encoding="utf-8").splitlines()
+        assert calls[0] == "auth setup-git"
+        assert calls[-1].startswith(f"pr create --base main --head {BRANCH} "), calls
+    else:
+        posts = [fields for method, _, fields in fake_gitlab.requests if method == "POST"]
+        assert posts == [
+            {
+                "source_branch": [BRANCH],
+                "target_branch": ["main"],
+                "title": ["Update from the project template"],
+                "remove_source_branch": ["true"],
+            }
+        ]
+
+
+@pytest.mark.parametrize(("provider", "tool"), [("github", "cruft"), ("gitlab", "copier")])
+def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
+    template: Path, tmp_path: Path, fake_gitlab: FakeGitLab, provider: str, tool: str
+) -> None:
+    only_test_tags(template)
+    release(template, "v1.0.0")
+    project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
+    conflicting_edit(project)
+    move_template_on(template)
+    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+
+    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
+
+    assert not changed
+    assert "conflicts with your edits" in output
+    assert "src/my_async_service/web/responses.py" in output
+    assert BRANCH not in git(project, "branch", "--list")
+    assert not scheduled.gh_calls.exists()
+    assert fake_gitlab.requests == []
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_without_an_answers_file_the_update_says_so_and_succeeds(
+    tmp_path: Path, bake: Any, provider: str
+) -> None:
+    project = bake(ci_provider=provider)
+    run(["git", "init", "-q", "-b", "main"], project)
+    commit_all(project, "Generated, not linked")
+    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+
+    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(None)
+
+    assert not changed
+    assert "not linked to its template" in output
+    assert BRANCH not in git(project, "branch", "--list")
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_without_the_token_the_update_says_what_to_set_up_and_succeeds(
+    template: Path, tmp_path: Path, provider: str
+) -> None:
+    project = linked_project("cruft", template, tmp_path / "out", ci_provider=provider)
+    move_template_on(template)
+    scheduled = ScheduledRun(project, tmp_path / "run")
+
+    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(None)
+
+    assert changed
+    assert "TEMPLATE_UPDATE_TOKEN" in output and "is missing" in output
+    assert BRANCH not in git(project, "branch", "--list")
+    assert not scheduled.gh_calls.exists()
+
+
+def test_gitlab_creates_the_update_jobs_only_in_a_template_update_pipeline(
+    template: Path, tmp_path: Path
+) -> None:
+    project = linked_project("cruft", template, tmp_path / "out", ci_provider="gitlab")
+    pushed = {job.name for job in gitlab_jobs(project)}
+    scheduled = {job.name for job in gitlab_jobs(project, SCHEDULE)}
+    other_schedule = {job.name for job in gitlab_jobs(project, {"CI_PIPELINE_SOURCE": "schedule"})}
+    updates = {"template-update", "template-update-merge-request"}
+    assert updates <= scheduled
+    assert not updates & (pushed | other_schedule)
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_the_drift_job_reports_a_moved_copier_template_without_failing_the_pipeline(
+    template: Path, tmp_path: Path, provider: str
+) -> None:
+    only_test_tags(template)
+    release(template, "v1.0.0")
+    project = copier_project(template, tmp_path / "out", ci_provider=provider)
+    jobs = github_jobs(project) if provider == "github" else gitlab_jobs(project)
+    (drift,) = [job for job in jobs if job.name == "template-drift"]
+    env = {"UV_OFFLINE": "1"}
+    current = run_job(drift, project, tmp_path / "current", tmp_path / "cache", extra_env=env)
+    assert current.returncode == 0, current.stdout + current.stderr
+    move_template_on(template)
+
+    moved = run_job(drift, project, tmp_path / "moved", tmp_path / "cache", extra_env=env)
+
+    if provider == "github":
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        assert "::warning" in moved.stdout
+    else:
+        assert moved.returncode != 0
+        assert drift.allow_failure
+
+
+def test_the_update_script_passes_shellcheck(bake: Any) -> None:
+    project = bake()
+    script = project / "scripts" / "update-from-template"
+    assert os.access(script, os.X_OK)
+    run([tool("shellcheck"), script], project)
