@@ -208,9 +208,12 @@ Bake = Callable[..., Path]
 
 @functools.cache
 def uv_on_path() -> Path:
-    """A folder holding only ``uv`` (this environment's pinned one), to put on a PATH."""
+    """A folder holding only ``uv`` and ``uvx`` (this environment's pinned ones), to put on a
+    PATH, as setup-uv and uv's images do."""
     folder = Path(tempfile.mkdtemp(prefix="uv-bin-"))
-    (folder / "uv").symlink_to(uv.find_uv_bin())
+    uv_bin = Path(uv.find_uv_bin())
+    (folder / "uv").symlink_to(uv_bin)
+    (folder / "uvx").symlink_to(uv_bin.with_name("uvx"))
     return folder
 
 

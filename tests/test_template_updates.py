@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -19,16 +20,18 @@ from typing import Any
 
 import pytest
 import yaml
-from ci_tools import CiJob, github_jobs, gitlab_jobs, run_job, tool
-from conftest import COPIER, commit_all, copier_copy, git, run
+from ci_tools import CiJob, github_jobs, gitlab_job_names, gitlab_jobs, run_job, tool
+from conftest import COPIER, commit_all, copier_copy, git, run, with_uv
 from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, append, create
-
-pytestmark = pytest.mark.xdist_group("cruft")
 
 BRANCH = "template-update"
 TEMPLATE_CHANGE = "# the template moved on"
 USER_EDIT = "# the user's own line"
 SCHEDULE = {"CI_PIPELINE_SOURCE": "schedule", "TEMPLATE_UPDATE": "true"}
+# Every job runs offline, from the machine's uv cache (filled by ./dev and the bakes): setup-uv's
+# cache stands in for GitHub's, and ci_cache makes it GitLab's job cache too.
+TOKEN = "glpat-test"
+PROJECT_PATH = "team/my-async-service.git"
 
 
 def release(template: Path, tag: str) -> None:
@@ -101,7 +104,8 @@ def test_copier_update_across_tags_keeps_edits_and_brings_the_change(
     assert USER_EDIT in (package / "web" / "handlers.py").read_text(encoding="utf-8")
     assert (package / "extra.py").is_file()
     assert yaml.safe_load(answers_file.read_text(encoding="utf-8"))["_commit"] == "v1.1.0"
-    status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
+    status = status.splitlines()
     assert sorted(line[3:] for line in status) == [
         ".copier-answers.yml",
         "src/my_async_service/web/responses.py",
@@ -132,7 +136,7 @@ class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
         self.answer(201, b'{"iid": 1}')
 
     def answer(self, status: int, body: bytes) -> None:
-        assert self.headers["PRIVATE-TOKEN"] == "glpat-test"
+        assert self.headers["PRIVATE-TOKEN"] == TOKEN
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -141,6 +145,15 @@ class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *_: object) -> None:
         pass
+
+
+@pytest.fixture(scope="module")
+def ci_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GitLab's job cache, restored as a runner would: its uv cache is the machine's."""
+    cache = tmp_path_factory.mktemp("ci-cache")
+    (cache / ".cache").mkdir()
+    (cache / ".cache" / "uv").symlink_to(os.environ["UV_CACHE_DIR"], target_is_directory=True)
+    return cache
 
 
 @pytest.fixture
@@ -169,83 +182,70 @@ def fake_gh(folder: Path) -> Path:
 
 
 class ScheduledRun:
-    """One scheduled run of the update jobs of ``project``'s CI, in the platform's order."""
+    """One scheduled run of ``project``'s update jobs, in the platform's order: the update job,
+    then, when it found changes, the job that hands them over, once per token given (an empty
+    one: the secret is missing). ``handovers``: that job's output, each time."""
 
-    def __init__(self, project: Path, workdir: Path, token: str = "") -> None:
-        self.project, self.workdir, self.token = project, workdir, token
+    def __init__(self, project: Path, workdir: Path, cache: Path, tokens: list[str]) -> None:
+        self.project, self.workdir, self.cache, self.tokens = project, workdir, cache, tokens
         self.gh_calls = workdir / "gh-calls"
-        self.outputs: list[str] = []
+        self.handovers: list[str] = []
 
     def github(self) -> tuple[bool, str]:
-        """(changed, output) of the update job; then the pull-request job when it runs."""
+        """(changed, the update job's output)."""
         runner_temp = self.workdir / "runner-temp"
         runner_temp.mkdir(parents=True)
-        expressions = {
-            "secrets.TEMPLATE_UPDATE_TOKEN": self.token,
-            "github.event.repository.default_branch": "main",
-            "runner.temp": str(runner_temp),
-        }
-        jobs = {
-            job.name: job for job in github_jobs(self.project, "template-update.yml", expressions)
-        }
-        assert set(jobs) == {"update", "pull-request"}
         outputs_file = self.workdir / "github-output"
-        update = self.run(
-            jobs["update"],
-            "update",
-            {"RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(outputs_file)},
-        )
+        platform = {"RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(outputs_file)}
+        expressions = {
+            "secrets.TEMPLATE_UPDATE_TOKEN": "",
+            "github.event.repository.default_branch": "main",
+        }
+        update_job, pull_request = github_jobs(self.project, "template-update.yml", expressions)
+        assert (update_job.name, pull_request.name) == ("update", "pull-request")
+        assert pull_request.needs == ["update"]
+        assert pull_request.condition == "needs.update.outputs.changed == 'true'"
+        update = self.run(update_job, "update", platform)
         if update.returncode != 0:
             return False, update.stdout + update.stderr
         outputs = dict(line.split("=", 1) for line in outputs_file.read_text().splitlines())
-        pull_request = jobs["pull-request"]
-        assert pull_request.needs == ["update"]
-        assert pull_request.condition == "needs.update.outputs.changed == 'true'"
         if outputs["changed"] != "true":
             return False, update.stdout + update.stderr
-        result = self.run(
-            pull_request,
-            "pull-request",
-            {"RUNNER_TEMP": str(runner_temp), "GH_CALLS": str(self.gh_calls)},
-            extra_path=[fake_gh(self.workdir / "gh-bin")],
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return True, update.stdout + update.stderr + result.stdout + result.stderr
+        for index, token in enumerate(self.tokens):
+            expressions["secrets.TEMPLATE_UPDATE_TOKEN"] = token
+            (_, job) = github_jobs(self.project, "template-update.yml", expressions)
+            env = {**platform, "GH_CALLS": str(self.gh_calls)}
+            gh = fake_gh(self.workdir / "gh-bin")
+            self.run(job, f"pull-request-{index}", env, extra_path=[gh])
+        return True, update.stdout + update.stderr
 
-    def gitlab(self, api: FakeGitLab | None) -> tuple[bool, str]:
+    def gitlab(self, api: FakeGitLab) -> tuple[bool, str]:
+        """(changed, the update job's output)."""
         jobs = {job.name: job for job in gitlab_jobs(self.project, SCHEDULE)}
-        assert {"template-update", "template-update-merge-request"} <= set(jobs)
         update = self.run(jobs["template-update"], "update", SCHEDULE)
+        patch = self.workdir / "update" / "checkout" / "template-update.patch"
         if update.returncode != 0:
             return False, update.stdout + update.stderr
-        patch = self.workdir / "update" / "checkout" / "template-update.patch"
-        port = api.server_address[1] if api else 9
-        platform = {
-            **SCHEDULE,
-            "CI_SERVER_PROTOCOL": "http",
-            "CI_SERVER_HOST": "gitlab.invalid",
-            "CI_SERVER_PORT": "443",
-            "CI_PROJECT_PATH": "team/my-async-service",
-            "CI_PROJECT_ID": "7",
-            "CI_DEFAULT_BRANCH": "main",
-            "CI_API_V4_URL": f"http://127.0.0.1:{port}/api/v4",
-            # The push URL the job builds reaches the project here (git's own url rewriting).
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": f"url.{self.project}.insteadOf",
-            "GIT_CONFIG_VALUE_0": "http://oauth2:glpat-test@gitlab.invalid:443/team/my-async-service.git",
-            **({"TEMPLATE_UPDATE_TOKEN": self.token} if self.token else {}),
-        }
-        result = self.run(
-            jobs["template-update-merge-request"],
-            "merge-request",
-            platform,
-            artifacts={"template-update.patch": patch},
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return (
-            patch.stat().st_size > 0,
-            update.stdout + update.stderr + result.stdout + result.stderr,
-        )
+        for index, token in enumerate(self.tokens):
+            platform = {
+                **SCHEDULE,
+                "CI_SERVER_PROTOCOL": "http",
+                "CI_SERVER_HOST": "gitlab.invalid",
+                "CI_SERVER_PORT": "443",
+                "CI_PROJECT_PATH": "team/my-async-service",
+                "CI_PROJECT_ID": "7",
+                "CI_DEFAULT_BRANCH": "main",
+                "CI_API_V4_URL": f"http://127.0.0.1:{api.server_address[1]}/api/v4",
+                # The push URL the job builds reaches the project (git's own url rewriting).
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"url.{self.project}.insteadOf",
+                "GIT_CONFIG_VALUE_0": f"http://oauth2:{token}@gitlab.invalid:443/{PROJECT_PATH}",
+                **({"TEMPLATE_UPDATE_TOKEN": token} if token else {}),
+            }
+            job = jobs["template-update-merge-request"]
+            artifacts = {"template-update.patch": patch}
+            self.run(job, f"merge-request-{index}", platform, artifacts=artifacts)
+        return patch.stat().st_size > 0, update.stdout + update.stderr
 
     def run(
         self,
@@ -255,17 +255,20 @@ class ScheduledRun:
         *,
         extra_path: list[Path] | None = None,
         artifacts: dict[str, Path] | None = None,
-    ) -> Any:
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``job``; a job that hands over must pass (only the update job may stop)."""
         result = run_job(
             job,
             self.project,
             self.workdir / name,
-            self.workdir / "cache",
-            extra_env={**CRUFT_ENV, "UV_OFFLINE": "1", **env},
+            self.cache,
+            extra_env={**with_uv(), "UV_OFFLINE": "1", **env},
             extra_path=extra_path,
             artifacts=artifacts,
         )
-        self.outputs.append(result.stdout + result.stderr)
+        if name != "update":
+            assert result.returncode == 0, result.stdout + result.stderr
+            self.handovers.append(result.stdout + result.stderr)
         return result
 
 
@@ -278,24 +281,33 @@ def branch_file(project: Path, path: str) -> str:
     [("github", "cruft"), ("github", "copier"), ("gitlab", "cruft"), ("gitlab", "copier")],
 )
 def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
-    template: Path, tmp_path: Path, fake_gitlab: FakeGitLab, provider: str, tool: str
+    template: Path,
+    tmp_path: Path,
+    ci_cache: Path,
+    fake_gitlab: FakeGitLab,
+    provider: str,
+    tool: str,
 ) -> None:
     only_test_tags(template)
     release(template, "v1.0.0")
     project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
     move_template_on(template)
-    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+    # First without the token (the secret or variable missing), then with it.
+    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, ["", TOKEN])
 
     changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
     assert changed, output
+    without_token, with_token = scheduled.handovers
+    assert "TEMPLATE_UPDATE_TOKEN" in without_token and "is missing" in without_token
+    assert "is missing" not in with_token
     responses = "src/my_async_service/web/responses.py"
     assert TEMPLATE_CHANGE in branch_file(project, responses), output
     assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # only the branch moved
     assert TEMPLATE_CHANGE not in git(project, "show", f"main:{responses}")
     if provider == "github":
         calls = scheduled.gh_calls.read_text(encoding="utf-8").splitlines()
-        assert calls[0] == "auth setup-git"
+        assert calls[0] == "auth setup-git"  # the first call: nothing ran without the token
         assert calls[-1].startswith(f"pr create --base main --head {BRANCH} "), calls
     else:
         posts = [fields for method, _, fields in fake_gitlab.requests if method == "POST"]
@@ -311,20 +323,26 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
 
 @pytest.mark.parametrize(("provider", "tool"), [("github", "cruft"), ("gitlab", "copier")])
 def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
-    template: Path, tmp_path: Path, fake_gitlab: FakeGitLab, provider: str, tool: str
+    template: Path,
+    tmp_path: Path,
+    ci_cache: Path,
+    fake_gitlab: FakeGitLab,
+    provider: str,
+    tool: str,
 ) -> None:
     only_test_tags(template)
     release(template, "v1.0.0")
     project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
     conflicting_edit(project)
     move_template_on(template)
-    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, [TOKEN])
 
     changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
     assert not changed
     assert "conflicts with your edits" in output
     assert "src/my_async_service/web/responses.py" in output
+    assert scheduled.handovers == []
     assert BRANCH not in git(project, "branch", "--list")
     assert not scheduled.gh_calls.exists()
     assert fake_gitlab.requests == []
@@ -332,43 +350,28 @@ def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_without_an_answers_file_the_update_says_so_and_succeeds(
-    tmp_path: Path, bake: Any, provider: str
+    tmp_path: Path, ci_cache: Path, fake_gitlab: FakeGitLab, bake: Any, provider: str
 ) -> None:
     project = bake(ci_provider=provider)
     run(["git", "init", "-q", "-b", "main"], project)
     commit_all(project, "Generated, not linked")
-    scheduled = ScheduledRun(project, tmp_path / "run", token="glpat-test")
+    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, [TOKEN])
 
-    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(None)
+    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
     assert not changed
     assert "not linked to its template" in output
     assert BRANCH not in git(project, "branch", "--list")
-
-
-@pytest.mark.parametrize("provider", ["github", "gitlab"])
-def test_without_the_token_the_update_says_what_to_set_up_and_succeeds(
-    template: Path, tmp_path: Path, provider: str
-) -> None:
-    project = linked_project("cruft", template, tmp_path / "out", ci_provider=provider)
-    move_template_on(template)
-    scheduled = ScheduledRun(project, tmp_path / "run")
-
-    changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(None)
-
-    assert changed
-    assert "TEMPLATE_UPDATE_TOKEN" in output and "is missing" in output
-    assert BRANCH not in git(project, "branch", "--list")
-    assert not scheduled.gh_calls.exists()
+    assert fake_gitlab.requests == []
 
 
 def test_gitlab_creates_the_update_jobs_only_in_a_template_update_pipeline(
     template: Path, tmp_path: Path
 ) -> None:
     project = linked_project("cruft", template, tmp_path / "out", ci_provider="gitlab")
-    pushed = {job.name for job in gitlab_jobs(project)}
-    scheduled = {job.name for job in gitlab_jobs(project, SCHEDULE)}
-    other_schedule = {job.name for job in gitlab_jobs(project, {"CI_PIPELINE_SOURCE": "schedule"})}
+    pushed = gitlab_job_names(project)
+    scheduled = gitlab_job_names(project, SCHEDULE)
+    other_schedule = gitlab_job_names(project, {"CI_PIPELINE_SOURCE": "schedule"})
     updates = {"template-update", "template-update-merge-request"}
     assert updates <= scheduled
     assert not updates & (pushed | other_schedule)
@@ -376,19 +379,19 @@ def test_gitlab_creates_the_update_jobs_only_in_a_template_update_pipeline(
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_the_drift_job_reports_a_moved_copier_template_without_failing_the_pipeline(
-    template: Path, tmp_path: Path, provider: str
+    template: Path, tmp_path: Path, ci_cache: Path, provider: str
 ) -> None:
     only_test_tags(template)
     release(template, "v1.0.0")
     project = copier_project(template, tmp_path / "out", ci_provider=provider)
     jobs = github_jobs(project) if provider == "github" else gitlab_jobs(project)
     (drift,) = [job for job in jobs if job.name == "template-drift"]
-    env = {"UV_OFFLINE": "1"}
-    current = run_job(drift, project, tmp_path / "current", tmp_path / "cache", extra_env=env)
+    env = {**with_uv(), "UV_OFFLINE": "1"}
+    current = run_job(drift, project, tmp_path / "current", ci_cache, extra_env=env)
     assert current.returncode == 0, current.stdout + current.stderr
     move_template_on(template)
 
-    moved = run_job(drift, project, tmp_path / "moved", tmp_path / "cache", extra_env=env)
+    moved = run_job(drift, project, tmp_path / "moved", ci_cache, extra_env=env)
 
     if provider == "github":
         assert moved.returncode == 0, moved.stdout + moved.stderr
