@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tomllib
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE_ROOT, Bake, Install, run
+from conftest import TEMPLATE_ROOT, Bake, Install, copier_copy, run
 from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -136,13 +137,71 @@ def tree(root: Path) -> dict[str, bytes | None]:
     }
 
 
+BAD_ANSWER_IDS = [f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS]
+
+# Each case through copier's API, in one process (copier's own CLI prints the same message after
+# a traceback): the error, or "" when copier wrote the project.
+COPIER_REFUSALS = """
+import json, sys
+from copier import run_copy
+from copier.errors import UserMessageError
+source, cases = json.load(sys.stdin)
+messages = []
+for destination, data in cases:
+    try:
+        run_copy(source, destination, data=data, defaults=True, unsafe=True, quiet=True)
+        messages.append("")
+    except (ValueError, UserMessageError) as error:
+        messages.append(str(error))
+print(json.dumps(messages))
+"""
+
+
+def copier_data(answers: dict[str, str]) -> dict[str, object]:
+    """cookiecutter's command-line answers as copier's typed data (yes/no are booleans)."""
+    return {
+        name: {"yes": True, "no": False}.get(value, value)
+        if isinstance(QUESTIONS[name], bool)
+        else value
+        for name, value in answers.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def copier_refusals(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """What copier says to each of BAD_ANSWERS, from the working tree's template (its
+    files copied to a plain folder, so copier reads them as they are, without a clone)."""
+    scratch = tmp_path_factory.mktemp("copier-refusals")
+    source = scratch / "template"
+    listed = run(["git", "ls-files", "-co", "--exclude-standard"], TEMPLATE_ROOT).stdout
+    for name in listed.splitlines():
+        if (TEMPLATE_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE_ROOT / name, source / name)
+    cases = [
+        (str(scratch / f"project-{index}"), copier_data(answers))
+        for index, (_, answers) in enumerate(BAD_ANSWERS)
+    ]
+    result = run(
+        [sys.executable, "-c", COPIER_REFUSALS], scratch, stdin=json.dumps([str(source), cases])
+    )
+    assert not [path for path in scratch.iterdir() if path.name.startswith("project-")]
+    refusals: list[str] = json.loads(result.stdout)
+    return refusals
+
+
 @pytest.mark.parametrize(
-    ("variable", "answers"),
-    BAD_ANSWERS,
-    ids=[f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS],
+    ("index", "variable", "answers"),
+    [(index, *case) for index, case in enumerate(BAD_ANSWERS)],
+    ids=BAD_ANSWER_IDS,
 )
 def test_bad_answer_is_rejected_with_one_line_and_nothing_written(
-    variable: str, answers: dict[str, str], cookiecutter_cli: Cli, tmp_path: Path
+    index: int,
+    variable: str,
+    answers: dict[str, str],
+    cookiecutter_cli: Cli,
+    tmp_path: Path,
+    copier_refusals: list[str],
 ) -> None:
     result = cookiecutter_cli(
         tmp_path, "--no-input", *(f"{key}={value}" for key, value in answers.items())
@@ -154,6 +213,24 @@ def test_bad_answer_is_rejected_with_one_line_and_nothing_written(
     assert " is invalid: expected " in errors[0]
     assert result.stderr.startswith(errors[0]), "the hook's message must come first"
     assert list(tmp_path.iterdir()) == []
+    # copier refuses it too, with the same message (its validators run the same rules); the
+    # value shown is the answer as given (cookiecutter shows it once rendered).
+    refusal = copier_refusals[index]
+    assert refusal.startswith("Validation error for question "), refusal
+    message = refusal.split("': ", 1)[1]
+    assert message.startswith(f"{variable}="), refusal
+    assert message.split(" is invalid: ")[1] == errors[0].split(" is invalid: ")[1]
+
+
+def test_copier_refuses_a_value_outside_a_choice_list_in_its_own_words(
+    tmp_path: Path,
+) -> None:
+    result = copier_copy({"cache": "disk"}, tmp_path / "project", check=False)
+    assert result.returncode != 0
+    assert "Invalid choice for 'cache': 'disk' is not in ['none', 'memory', 'redis']" in (
+        result.stderr
+    )
+    assert not (tmp_path / "project").exists()
 
 
 def test_every_bad_answer_gets_its_own_line(cookiecutter_cli: Cli, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from ci_tools import CiJob, github_jobs, gitlab_job_names, gitlab_jobs, run_job, tool
 from conftest import COPIER, commit_all, copier_copy, git, run, with_uv
-from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, append, create
+from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, TEMPLATE_DIR, append, create
 
 BRANCH = "template-update"
 TEMPLATE_CHANGE = "# the template moved on"
@@ -31,6 +31,7 @@ SCHEDULE = {"CI_PIPELINE_SOURCE": "schedule", "TEMPLATE_UPDATE": "true"}
 # Every job runs offline, from the machine's uv cache (filled by ./dev and the bakes): setup-uv's
 # cache stands in for GitHub's, and ci_cache makes it GitLab's job cache too.
 TOKEN = "glpat-test"
+OWNED = "CONFIGURATION.md"
 PROJECT_PATH = "team/my-async-service.git"
 
 
@@ -65,8 +66,19 @@ def linked_project(tool: str, template: Path, output: Path, **answers: Any) -> P
 
 def move_template_on(template: Path) -> None:
     append(template / PACKAGE_DIR / "web" / "responses.py", TEMPLATE_CHANGE)
-    commit_all(template, "Template: touch responses")
+    append(template / TEMPLATE_DIR / OWNED, TEMPLATE_CHANGE)
+    commit_all(template, "Template: touch responses and the configuration table")
     release(template, "v1.1.0")
+
+
+def own(project: Path, path: str) -> None:
+    """List ``path`` as the user's own: updates leave it alone (cruft and copier alike)."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    owned = text.replace('"uv.lock"]', f'"uv.lock", "{path}"]')
+    assert owned != text
+    pyproject.write_text(owned, encoding="utf-8")
+    commit_all(project, f"Own {path}")
 
 
 def conflicting_edit(project: Path) -> Path:
@@ -291,6 +303,7 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
     only_test_tags(template)
     release(template, "v1.0.0")
     project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
+    own(project, OWNED)
     move_template_on(template)
     # First without the token (the secret or variable missing), then with it.
     scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, ["", TOKEN])
@@ -305,6 +318,7 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
     assert TEMPLATE_CHANGE in branch_file(project, responses), output
     assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # only the branch moved
     assert TEMPLATE_CHANGE not in git(project, "show", f"main:{responses}")
+    assert TEMPLATE_CHANGE not in branch_file(project, OWNED)  # listed in [tool.cruft] skip
     if provider == "github":
         calls = scheduled.gh_calls.read_text(encoding="utf-8").splitlines()
         assert calls[0] == "auth setup-git"  # the first call: nothing ran without the token
