@@ -128,6 +128,28 @@ def test_regenerating_from_cruft_json_reproduces_the_tree(template: Path, tmp_pa
     uv_lock_check(project)
 
 
+def test_an_update_renders_with_the_new_commits_jinja_extensions(
+    template: Path, tmp_path: Path
+) -> None:
+    """cruft renders the old and the new commit in one process: the new commit's filters must be
+    the new commit's own, not a module cached from the old render."""
+    project = create(template, tmp_path / "out")
+    extensions = template / "template_extensions.py"
+    text = extensions.read_text(encoding="utf-8")
+    changed = text.replace(
+        "            quoted=quoted,\n",
+        "            quoted=quoted,\n            shouted=str.upper,\n",
+    )
+    assert changed != text
+    extensions.write_text(changed, encoding="utf-8")
+    append(template / TEMPLATE_DIR / "CONFIGURATION.md", "{{ 'a new filter' | shouted }}")
+    commit_all(template, "Template: a new filter, used")
+
+    cruft(project, "update", "-y")
+
+    assert "A NEW FILTER" in (project / "CONFIGURATION.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_update_brings_template_changes_and_keeps_user_edits(
     template: Path, tmp_path: Path, install: Install

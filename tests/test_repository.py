@@ -87,3 +87,9 @@ def test_own_code_is_ruff_formatted() -> None:
         [sys.executable, "-m", "ruff", "format", "--no-cache", "--check", *OWN_PYTHON],
         TEMPLATE_ROOT,
     )
+
+
+def test_copier_yml_is_generated_from_cookiecutter_json() -> None:
+    """copier's questions come from cookiecutter.json: copier.yml is what the script writes."""
+    result = run([sys.executable, "tools/copier_yml.py", "--check"], TEMPLATE_ROOT, check=False)
+    assert result.returncode == 0, result.stderr

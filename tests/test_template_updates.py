@@ -120,6 +120,7 @@ def test_copier_update_across_tags_keeps_edits_and_brings_the_change(
     status = status.splitlines()
     assert sorted(line[3:] for line in status) == [
         ".copier-answers.yml",
+        OWNED,
         "src/my_async_service/web/responses.py",
     ]
 
