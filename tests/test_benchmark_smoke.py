@@ -18,7 +18,15 @@ def smoke_run(tmp_path: Path, *options: str) -> tuple[dict[str, Any], Path]:
     """``run.py --smoke`` with ``options``: every run as JSON, and the report's path."""
     results = tmp_path / "runs.json"
     report = tmp_path / "report.md"
-    command = [sys.executable, TEMPLATE_ROOT / "benchmarks" / "run.py", "--smoke", *options]
+    # A quarter second a measurement: enough requests to check every number the report needs.
+    command = [
+        sys.executable,
+        TEMPLATE_ROOT / "benchmarks" / "run.py",
+        "--smoke",
+        "--duration",
+        "0.25",
+        *options,
+    ]
     run([*command, "--json", results, "--output", report], TEMPLATE_ROOT, timeout=300)
     measured: dict[str, Any] = json.loads(results.read_text())
     return measured, report

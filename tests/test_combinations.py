@@ -33,9 +33,9 @@ from ci_tools import (
 from conftest import (
     TEMPLATE_ROOT,
     Bake,
+    CopierApi,
     Install,
     commit_all,
-    copier_copy,
     python_at_least,
     run,
     uv_environment,
@@ -244,13 +244,16 @@ COPIER_ONLY = {".copier-answers.yml"}
 OWN_LOCKS = {"uv.lock"}
 
 
-def test_copier_copy_gives_the_same_project(baked: Baked, tmp_path: Path) -> None:
+def test_copier_copy_gives_the_same_project(
+    baked: Baked, tmp_path: Path, copier_api: CopierApi
+) -> None:
     """copier, from the same template folder and copier.yml, for the same answers (with uv, as
     cookiecutter's bake): the same files, bytes and permissions, but for the answers file and the
     lock, which is checked against pyproject.toml instead. Nothing unrendered either way."""
     minimum = baked.answers["python_version"]
     copied = tmp_path / baked.path.name
-    copier_copy(baked.answers, copied, env={**with_uv(minimum), "UV_OFFLINE": "1"})
+    env = {**with_uv(minimum), "UV_OFFLINE": "1"}
+    assert copier_api(baked.answers, copied, env) == ""
     ours = file_tree(copied)
     theirs = file_tree(baked.path, baked.files)
     differing = {name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name)}
