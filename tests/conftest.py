@@ -460,6 +460,16 @@ def template(
     return clone
 
 
+@pytest.fixture(scope="session")
+def job_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GitLab job cache, restored as a runner would, whose uv cache is the machine's: for jobs
+    with no ``after_script`` (lint and test prune theirs with ``uv cache prune --ci``)."""
+    cache = tmp_path_factory.mktemp("job-cache")
+    (cache / ".cache").mkdir()
+    (cache / ".cache" / "uv").symlink_to(os.environ["UV_CACHE_DIR"], target_is_directory=True)
+    return cache
+
+
 # copier's own API in one long-lived process per worker: each copy then costs its render (about
 # 0.6 s here) instead of starting copier's command line (1.6 s). Requests and replies are JSON
 # lines; the process's stdout is its stderr, so the tasks' output cannot mix into the replies.

@@ -250,10 +250,13 @@ def test_a_used_dev_checkout_stays_clean_and_updatable(
     project = create(template, tmp_path / "out")
     python = install(project, DEFAULT_PYTHON)
     env = {"PYTHONDONTWRITEBYTECODE": ""}  # write bytecode, as a normal checkout does
+    # Every tool's leftovers, not every test: two test files (one with hypothesis, whose database
+    # is a folder too) make the same caches and reports as the whole suite.
+    tests = ["tests/test_settings.py", "tests/web/test_batch.py"]
     for command in (
-        ["-m", "coverage", "run", "-m", "pytest", "-q"],
-        ["-m", "coverage", "html"],
-        ["-m", "coverage", "xml"],
+        ["-m", "coverage", "run", "-m", "pytest", "-q", *tests],
+        ["-m", "coverage", "html", "--fail-under=0"],
+        ["-m", "coverage", "xml", "--fail-under=0"],
         ["-m", "ruff", "check", "."],
         ["-m", "mypy"],
     ):
@@ -270,16 +273,17 @@ def test_a_used_dev_checkout_stays_clean_and_updatable(
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_the_drift_job_reports_a_moved_template_without_failing_the_pipeline(
-    template: Path, tmp_path: Path, provider: str
+    template: Path, tmp_path: Path, job_cache: Path, provider: str
 ) -> None:
     project = create(template, tmp_path / "out", ci_provider=provider)
     (drift,) = [job for job in ci_jobs(project) if job.name == "template-drift"]
-    current = run_job(drift, project, tmp_path / "current", tmp_path / "cache")
+    assert not drift.after_scripts
+    current = run_job(drift, project, tmp_path / "current", job_cache, extra_env=CRUFT_ENV)
     assert current.returncode == 0, current.stdout + current.stderr
     append(template / TEMPLATE_DIR / "pytest.ini", "# the template moved on")
     commit_all(template, "Template: moved on")
 
-    moved = run_job(drift, project, tmp_path / "moved", tmp_path / "cache")
+    moved = run_job(drift, project, tmp_path / "moved", job_cache, extra_env=CRUFT_ENV)
 
     if provider == "github":  # a warning annotation; the job passes
         assert moved.returncode == 0, moved.stdout + moved.stderr

@@ -29,7 +29,7 @@ TEMPLATE_CHANGE = "# the template moved on"
 USER_EDIT = "# the user's own line"
 SCHEDULE = {"CI_PIPELINE_SOURCE": "schedule", "TEMPLATE_UPDATE": "true"}
 # Every job runs offline, from the machine's uv cache (filled by ./dev and the bakes): setup-uv's
-# cache stands in for GitHub's, and ci_cache makes it GitLab's job cache too.
+# cache stands in for GitHub's, and job_cache makes it GitLab's job cache too.
 TOKEN = "glpat-test"
 OWNED = "CONFIGURATION.md"
 PROJECT_PATH = "team/my-async-service.git"
@@ -160,15 +160,6 @@ class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def ci_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """GitLab's job cache, restored as a runner would: its uv cache is the machine's."""
-    cache = tmp_path_factory.mktemp("ci-cache")
-    (cache / ".cache").mkdir()
-    (cache / ".cache" / "uv").symlink_to(os.environ["UV_CACHE_DIR"], target_is_directory=True)
-    return cache
-
-
 @pytest.fixture
 def fake_gitlab() -> Iterator[FakeGitLab]:
     server = FakeGitLab()
@@ -270,6 +261,7 @@ class ScheduledRun:
         artifacts: dict[str, Path] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``job``; a job that hands over must pass (only the update job may stop)."""
+        assert not job.after_scripts, "job_cache is the machine's: no `uv cache prune` in it"
         result = run_job(
             job,
             self.project,
@@ -296,7 +288,7 @@ def branch_file(project: Path, path: str) -> str:
 def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
     template: Path,
     tmp_path: Path,
-    ci_cache: Path,
+    job_cache: Path,
     fake_gitlab: FakeGitLab,
     provider: str,
     tool: str,
@@ -307,7 +299,7 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
     own(project, OWNED)
     move_template_on(template)
     # First without the token (the secret or variable missing), then with it.
-    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, ["", TOKEN])
+    scheduled = ScheduledRun(project, tmp_path / "run", job_cache, ["", TOKEN])
 
     changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
@@ -340,7 +332,7 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
 def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
     template: Path,
     tmp_path: Path,
-    ci_cache: Path,
+    job_cache: Path,
     fake_gitlab: FakeGitLab,
     provider: str,
     tool: str,
@@ -350,7 +342,7 @@ def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
     project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
     conflicting_edit(project)
     move_template_on(template)
-    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, [TOKEN])
+    scheduled = ScheduledRun(project, tmp_path / "run", job_cache, [TOKEN])
 
     changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
@@ -365,12 +357,12 @@ def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_without_an_answers_file_the_update_says_so_and_succeeds(
-    tmp_path: Path, ci_cache: Path, fake_gitlab: FakeGitLab, bake: Any, provider: str
+    tmp_path: Path, job_cache: Path, fake_gitlab: FakeGitLab, bake: Any, provider: str
 ) -> None:
     project = bake(ci_provider=provider)
     run(["git", "init", "-q", "-b", "main"], project)
     commit_all(project, "Generated, not linked")
-    scheduled = ScheduledRun(project, tmp_path / "run", ci_cache, [TOKEN])
+    scheduled = ScheduledRun(project, tmp_path / "run", job_cache, [TOKEN])
 
     changed, output = scheduled.github() if provider == "github" else scheduled.gitlab(fake_gitlab)
 
@@ -394,7 +386,7 @@ def test_gitlab_creates_the_update_jobs_only_in_a_template_update_pipeline(
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_the_drift_job_reports_a_moved_copier_template_without_failing_the_pipeline(
-    template: Path, tmp_path: Path, ci_cache: Path, provider: str
+    template: Path, tmp_path: Path, job_cache: Path, provider: str
 ) -> None:
     only_test_tags(template)
     release(template, "v1.0.0")
@@ -402,11 +394,11 @@ def test_the_drift_job_reports_a_moved_copier_template_without_failing_the_pipel
     jobs = github_jobs(project) if provider == "github" else gitlab_jobs(project)
     (drift,) = [job for job in jobs if job.name == "template-drift"]
     env = {**with_uv(), "UV_OFFLINE": "1"}
-    current = run_job(drift, project, tmp_path / "current", ci_cache, extra_env=env)
+    current = run_job(drift, project, tmp_path / "current", job_cache, extra_env=env)
     assert current.returncode == 0, current.stdout + current.stderr
     move_template_on(template)
 
-    moved = run_job(drift, project, tmp_path / "moved", ci_cache, extra_env=env)
+    moved = run_job(drift, project, tmp_path / "moved", job_cache, extra_env=env)
 
     if provider == "github":
         assert moved.returncode == 0, moved.stdout + moved.stderr
