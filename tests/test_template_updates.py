@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.server
 import os
 import subprocess
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from ci_tools import CiJob, github_jobs, gitlab_job_names, gitlab_jobs, run_job, tool
 from conftest import COPIER, commit_all, copier_copy, git, run, with_uv
+from support.serving import served
 from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, TEMPLATE_DIR, append, create
 
 BRANCH = "template-update"
@@ -62,6 +62,13 @@ def linked_project(tool: str, template: Path, output: Path, **answers: Any) -> P
         git(project, "branch", "-M", "main")
         return project
     return copier_project(template, output, **answers)
+
+
+def released_project(template: Path, tmp_path: Path, tool: str, provider: str) -> Path:
+    """A project linked with ``tool`` to the template's release v1.0.0, CI by ``provider``."""
+    only_test_tags(template)
+    release(template, "v1.0.0")
+    return linked_project(tool, template, tmp_path / "out", ci_provider=provider)
 
 
 def move_template_on(template: Path) -> None:
@@ -162,15 +169,8 @@ class FakeGitLabHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_gitlab() -> Iterator[FakeGitLab]:
-    server = FakeGitLab()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(FakeGitLab()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def fake_gh(folder: Path) -> Path:
@@ -293,9 +293,7 @@ def test_a_scheduled_update_opens_a_branch_with_the_templates_change(
     provider: str,
     tool: str,
 ) -> None:
-    only_test_tags(template)
-    release(template, "v1.0.0")
-    project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
+    project = released_project(template, tmp_path, tool, provider)
     own(project, OWNED)
     move_template_on(template)
     # First without the token (the secret or variable missing), then with it.
@@ -337,9 +335,7 @@ def test_a_conflicting_edit_stops_the_update_before_any_push_naming_the_file(
     provider: str,
     tool: str,
 ) -> None:
-    only_test_tags(template)
-    release(template, "v1.0.0")
-    project = linked_project(tool, template, tmp_path / "out", ci_provider=provider)
+    project = released_project(template, tmp_path, tool, provider)
     conflicting_edit(project)
     move_template_on(template)
     scheduled = ScheduledRun(project, tmp_path / "run", job_cache, [TOKEN])
