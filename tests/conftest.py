@@ -407,12 +407,16 @@ def copier_copy(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     check: bool = True,
+    vcs_ref: str | None = "HEAD",
 ) -> subprocess.CompletedProcess[str]:
     """``copier copy --trust --defaults`` of ``source`` into ``destination``, with ``answers``
     in a data file (typed, as YAML): the command a copier user runs, without prompts. uv is off
-    the PATH unless ``env`` puts it there."""
+    the PATH unless ``env`` puts it there. ``vcs_ref``: the template's HEAD (with uncommitted
+    changes) by default; None for copier's own choice, the newest release tag."""
     data_file = destination.parent / f"{destination.name}.copier-data.yml"
     data_file.write_text(yaml.safe_dump(dict(answers)), encoding="utf-8")
+    if vcs_ref is not None:
+        args = ["--vcs-ref", vcs_ref, *args]
     return run(
         [
             COPIER,
