@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import os
 import subprocess
+import tomllib
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -409,3 +410,28 @@ def test_the_update_script_passes_shellcheck(bake: Any) -> None:
     script = project / "scripts" / "update-from-template"
     assert os.access(script, os.X_OK)
     run([tool("shellcheck"), script], project)
+
+
+def test_a_scheduled_update_that_changes_dependencies_refreshes_the_lock(
+    template: Path, tmp_path: Path, job_cache: Path, fake_gitlab: FakeGitLab
+) -> None:
+    project = released_project(template, tmp_path, "cruft", "github")
+    assert (project / "uv.lock").is_file()
+    pyproject = template / TEMPLATE_DIR / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    anchor = '    "aiolimiter>=1.2,<2",\n'
+    assert text.count(anchor) == 1
+    pyproject.write_text(text.replace(anchor, anchor + '    "idna>=3.10,<4",\n'), encoding="utf-8")
+    commit_all(template, "Template: a new dependency")
+    scheduled = ScheduledRun(project, tmp_path / "run", job_cache, [TOKEN])
+
+    changed, output = scheduled.github()
+
+    assert changed, output
+    assert "refreshing uv.lock" in output
+    lock = tomllib.loads(branch_file(project, "uv.lock"))
+    (own,) = [package for package in lock["package"] if package["name"] == project.name]
+    assert "idna" in {dependency["name"] for dependency in own["dependencies"]}
+    before = tomllib.loads(git(project, "show", "main:uv.lock"))
+    (was,) = [package for package in before["package"] if package["name"] == project.name]
+    assert "idna" not in {dependency["name"] for dependency in was["dependencies"]}
