@@ -1,7 +1,7 @@
 """Write copier.yml from cookiecutter.json: the questions are asked once, there.
 
-    python tools/copier_yml.py          # rewrite copier.yml
-    python tools/copier_yml.py --check  # exit 1 if copier.yml is not what it would write
+    .venv/bin/python tools/copier_yml.py          # rewrite copier.yml
+    .venv/bin/python tools/copier_yml.py --check  # exit 1 if copier.yml is stale
 
 Each question keeps its name, order, prompt, choices and default (``cookiecutter.x`` in a
 default becomes ``x``: copier's answers are top-level variables). Its validator runs the rules
@@ -31,10 +31,11 @@ EXTENSIONS = "template_extensions.py"
 # copier-template-extensions loads the template's own extension file by its path.
 EXTENSION_LOADER = "copier_template_extensions.TemplateExtensionLoader"
 MIN_COPIER_VERSION = "9.19.1"
+REGENERATE = ".venv/bin/python tools/copier_yml.py"
 
 HEADER = """\
 # Generated from cookiecutter.json by tools/copier_yml.py: edit that file (or the script) and
-# run `python tools/copier_yml.py`; a template test fails when this file is stale.
+# run `.venv/bin/python tools/copier_yml.py`; a test fails when this file is stale.
 # Use: uvx --with copier-template-extensions --with python-slugify copier copy --trust SRC DEST
 """
 
@@ -120,7 +121,7 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["--check"]:
         current = COPIER_YML.read_text(encoding="utf-8") if COPIER_YML.exists() else ""
         if current != text:
-            print("copier.yml is stale: run `python tools/copier_yml.py`", file=sys.stderr)
+            print(f"copier.yml is stale: run `{REGENERATE}`", file=sys.stderr)
             return 1
         return 0
     COPIER_YML.write_text(text, encoding="utf-8")
