@@ -16,11 +16,12 @@ A call passes one layer per concern, top to bottom::
     _with_retries   the time budget; backoff with full jitter or the server's Retry-After;
                     a write is re-sent only when that cannot duplicate it (see ``_Call``)
     _limited        waits for the upstream's rate limit, within the budget (only with one)
-    _observed       what an observer (metrics) sees of each attempt (only with one)
     _traced         a span per attempt, its context sent along (only with tracing)
     _attempt        one request, never following a redirect: headers, status, content
                     type, size cap; the raw body, validated into a model by the caller
-                    (``decoding.py``); the query and body were encoded once (``encoding.py``)
+                    (``decoding.py``); the query and body were encoded once (``encoding.py``).
+                    What an observer (metrics) sees of each attempt, if there is one, is
+                    told here too (a layer of its own would cost every call a coroutine)
 
 Callers get pydantic models, plain JSON data or an ``Answer`` (status, headers, model), else an
 ``UpstreamError``; nothing of aiohttp's client API leaks out. A 401 or 403 is an
@@ -78,6 +79,9 @@ MAX_PAGES = 100  # a listing longer than this is refused rather than followed fo
 TOO_LARGE = "upstream response too large"
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 SESSION_HEADERS: Mapping[str, str] = MappingProxyType({aiohttp.hdrs.ACCEPT: "application/json"})
+# Content-Type values that are JSON as they stand, no parsing needed (aiohttp's json_response
+# and Express send the second).
+JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
 # Idempotent by HTTP's definition: sending one twice leaves the upstream as sending it once.
 SAFE_TO_RESEND = frozenset({"GET", "PUT", "DELETE"})
 # Failures that prove a request never left: no connection could be opened.
@@ -297,12 +301,10 @@ class UpstreamClient:
         # a pre-write answer, so it is neither cached nor shared with reads that start later.
         self._writes = 0
         self._coalescer: Coalescer[Any] | None = Coalescer() if policy.coalesce else None
-        # Without an observer or a tracer, attempts skip their layers: nothing is paid for them.
+        # Without a tracer or a rate limit, attempts skip their layers: nothing is paid for them.
         attempt: Send = self._attempt
         if trace_attempt is not None:
             attempt = partial(self._traced, trace_attempt)
-        if observer is not None:
-            attempt = partial(self._observed, observer, attempt)
         if policy.rate_limit > 0:
             attempt = partial(self._limited, AsyncLimiter(policy.rate_limit, 1.0), attempt)
         self._send = attempt
@@ -438,6 +440,14 @@ class UpstreamClient:
             if cached is not MISS:
                 return decoder.decode(cached)
         call = self._new_call("GET", url, time_budget, retries)
+        if self._cache is None:
+            # Nothing to store: the call's reply is shared as it is, each caller decodes it
+            # (one coroutine less on every read: ``_fetch`` is the cache's layer).
+            if self._coalescer is None:
+                reply = await self._call(call)
+            else:
+                reply = await self._coalescer.run(key, self._call, call)
+            return decoder.decode(reply.body)
         if self._coalescer is None:
             return await self._fetch(decoder, call)
         shared: T = await self._coalescer.run(key, self._fetch, decoder, call)
@@ -702,18 +712,6 @@ class UpstreamClient:
         left = (budget.total or 0.0) - (loop.time() - started)
         return await attempt(call, aiohttp.ClientTimeout(total=left, connect=budget.connect))
 
-    async def _observed(
-        self, observer: UpstreamObserver, attempt: Send, call: _Call, budget: aiohttp.ClientTimeout
-    ) -> _Reply:
-        started = time.perf_counter()
-        try:
-            result = await attempt(call, budget)
-        except Exception as error:  # a cancellation is no outcome of the upstream's
-            observer.attempt_finished(self.name, _outcome(error), time.perf_counter() - started)
-            raise
-        observer.attempt_finished(self.name, "ok", time.perf_counter() - started)
-        return result
-
     async def _traced(
         self, trace_attempt: TraceAttempt, call: _Call, budget: aiohttp.ClientTimeout
     ) -> _Reply:
@@ -726,40 +724,53 @@ class UpstreamClient:
         budget: aiohttp.ClientTimeout,
         extra_headers: Mapping[str, str] = NO_HEADERS,
     ) -> _Reply:
-        headers: dict[str, str] = {request_ids.HEADER_NAME: request_ids.current.get()}
-        if call.headers:
-            headers.update(call.headers)
+        observer = self._observer
+        started = time.perf_counter()
+        try:
+            headers: dict[str, str] = {request_ids.HEADER_NAME: request_ids.current.get()}
+            if call.headers:
+                headers.update(call.headers)
 {%- if cookiecutter.upstream_auth == "oauth2_client_credentials" %}
-        if call.authorization is not None:
-            headers["Authorization"] = call.authorization
+            if call.authorization is not None:
+                headers["Authorization"] = call.authorization
 {%- endif %}
-        if extra_headers:
-            headers.update(extra_headers)
-        # Redirects are never followed: an upstream must not be able to send this service (and
-        # whatever it sends along) to another host. A 3xx is an error status like any other.
-        sent = self._session.request(
-            call.method,
-            call.url,
-            data=call.body,
-            headers=headers,
-            timeout=budget,
-            allow_redirects=False,
-        )
-        async with sent as response:
-            if response.status >= 300:
-                await _drain_small_body(response)  # lets the connection be reused
-                raise _status_error(response)
-            body = b""
-            length = response.content_length
-            if response.status != 204 and length != 0:
-                if not _is_json(response.content_type):
-                    raise UpstreamUnavailableError("upstream answered with a non-JSON content type")
-                limit = self._policy.max_response_bytes
-                body = await read_capped(response, length, limit, TOO_LARGE)
-            next_url = None
-            if "Link" in response.headers:
-                link = response.links.get("next")
-                next_url = None if link is None else URL(str(link["url"]))
+            if extra_headers:
+                headers.update(extra_headers)
+            # Redirects are never followed: an upstream must not be able to send this service
+            # (and whatever it sends along) to another host. A 3xx is an error status like any
+            # other.
+            sent = self._session.request(
+                call.method,
+                call.url,
+                data=call.body,
+                headers=headers,
+                timeout=budget,
+                allow_redirects=False,
+            )
+            async with sent as response:
+                if response.status >= 300:
+                    await _drain_small_body(response)  # lets the connection be reused
+                    raise _status_error(response)
+                body = b""
+                length = response.content_length
+                if response.status != 204 and length != 0:
+                    if not _is_json(response):
+                        raise UpstreamUnavailableError(
+                            "upstream answered with a non-JSON content type"
+                        )
+                    limit = self._policy.max_response_bytes
+                    body = await read_capped(response, length, limit, TOO_LARGE)
+                next_url = None
+                if "Link" in response.headers:
+                    link = response.links.get("next")
+                    next_url = None if link is None else URL(str(link["url"]))
+        except Exception as error:  # a cancellation is no outcome of the upstream's
+            if observer is not None:
+                outcome = _outcome(error)
+                observer.attempt_finished(self.name, outcome, time.perf_counter() - started)
+            raise
+        if observer is not None:
+            observer.attempt_finished(self.name, "ok", time.perf_counter() - started)
         return _Reply(response.status, response.headers, body, next_url)
 
     def _delay(self, error: Exception, attempt: int) -> float:
@@ -852,7 +863,13 @@ async def _drain_small_body(response: aiohttp.ClientResponse) -> None:
             await response.read()
 
 
-def _is_json(content_type: str) -> bool:
+def _is_json(response: aiohttp.ClientResponse) -> bool:
+    """Whether the answer's media type is JSON. The usual header values are recognised as they
+    are: aiohttp's ``content_type`` parses the header and keeps what it found on the response
+    (attributes beyond what its instances usually hold, which cost a dict per response)."""
+    if response.headers.get(aiohttp.hdrs.CONTENT_TYPE) in JSON_CONTENT_TYPES:
+        return True
+    content_type = response.content_type
     return content_type == "application/json" or content_type.endswith("+json")
 
 
