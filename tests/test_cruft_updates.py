@@ -319,6 +319,16 @@ def test_an_update_that_adds_a_setting_keeps_the_projects_suite_green(
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"], project)
 
 
+def add_a_dependency(template: Path) -> None:
+    """A template commit that adds ``idna`` (in uv's cache: aiohttp depends on it)."""
+    pyproject = template / TEMPLATE_DIR / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    anchor = '    "aiolimiter>=1.2,<2",\n'
+    assert text.count(anchor) == 1
+    pyproject.write_text(text.replace(anchor, anchor + '    "idna>=3.10,<4",\n'), encoding="utf-8")
+    commit_all(template, "Template: a new dependency")
+
+
 @pytest.mark.slow
 def test_an_update_that_changes_dependencies_leaves_the_lock_to_uv_lock(
     template: Path, tmp_path: Path, install: Install
@@ -326,12 +336,7 @@ def test_an_update_that_changes_dependencies_leaves_the_lock_to_uv_lock(
     project = create(template, tmp_path / "out")
     assert (project / "uv.lock").is_file()  # committed with the project
     lock_before = (project / "uv.lock").read_bytes()
-    pyproject = template / TEMPLATE_DIR / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8")
-    anchor = '    "aiolimiter>=1.2,<2",\n'
-    assert text.count(anchor) == 1
-    pyproject.write_text(text.replace(anchor, anchor + '    "idna>=3.10,<4",\n'), encoding="utf-8")
-    commit_all(template, "Template: a new dependency")
+    add_a_dependency(template)
 
     cruft(project, "update", "-y")
 

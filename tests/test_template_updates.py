@@ -23,7 +23,14 @@ import yaml
 from ci_tools import CiJob, github_jobs, gitlab_job_names, gitlab_jobs, run_job, tool
 from conftest import COPIER, commit_all, copier_copy, git, run, with_uv
 from support.serving import served
-from test_cruft_updates import CRUFT_ENV, PACKAGE_DIR, TEMPLATE_DIR, append, create
+from test_cruft_updates import (
+    CRUFT_ENV,
+    PACKAGE_DIR,
+    TEMPLATE_DIR,
+    add_a_dependency,
+    append,
+    create,
+)
 
 BRANCH = "template-update"
 TEMPLATE_CHANGE = "# the template moved on"
@@ -417,12 +424,7 @@ def test_a_scheduled_update_that_changes_dependencies_refreshes_the_lock(
 ) -> None:
     project = released_project(template, tmp_path, "cruft", "github")
     assert (project / "uv.lock").is_file()
-    pyproject = template / TEMPLATE_DIR / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8")
-    anchor = '    "aiolimiter>=1.2,<2",\n'
-    assert text.count(anchor) == 1
-    pyproject.write_text(text.replace(anchor, anchor + '    "idna>=3.10,<4",\n'), encoding="utf-8")
-    commit_all(template, "Template: a new dependency")
+    add_a_dependency(template)
     scheduled = ScheduledRun(project, tmp_path / "run", job_cache, [TOKEN])
 
     changed, output = scheduled.github()
