@@ -480,6 +480,7 @@ def job_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 COPIER_SERVER = """
 import json, os, sys
 from copier import run_copy
+from copier.errors import UserMessageError
 from plumbum import local  # copier runs its tasks with plumbum's copy of the environment
 replies = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
@@ -491,9 +492,11 @@ for line in sys.stdin:
         with local.env(**request["env"]):
             run_copy(
                 request["source"], request["destination"], data=request["data"], defaults=True,
-                unsafe=True, quiet=True, vcs_ref="HEAD",
+                unsafe=True, quiet=True, vcs_ref=request["vcs_ref"],
             )
         reply = ""
+    except (ValueError, UserMessageError) as error:  # copier's own word on the answers
+        reply = str(error)
     except Exception as error:
         reply = f"{type(error).__name__}: {error}"
     replies.write(json.dumps(reply) + "\\n")
@@ -505,8 +508,9 @@ CopierApi = Callable[..., str]
 
 @pytest.fixture(scope="session")
 def copier_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CopierApi]:
-    """copier_api(answers, destination, env=None) -> copier's error, or "" when it copied:
-    ``copier copy --trust --defaults --vcs-ref HEAD`` of the template, as its API runs it."""
+    """copier_api(answers, destination, env=None, source=TEMPLATE_ROOT) -> copier's error, or
+    "" when it copied: ``copier copy --trust --defaults`` of the template, as its API runs it
+    (``--vcs-ref HEAD`` of this repository; a plain folder ``source`` as its files are)."""
     log = (tmp_path_factory.mktemp("copier-api") / "stderr").open("w")
     server = subprocess.Popen(
         [sys.executable, "-c", COPIER_SERVER],
@@ -520,11 +524,15 @@ def copier_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CopierApi]:
     requests, replies = server.stdin, server.stdout
 
     def copier_api(
-        answers: Mapping[str, Any], destination: Path, env: Mapping[str, str] | None = None
+        answers: Mapping[str, Any],
+        destination: Path,
+        env: Mapping[str, str] | None = None,
+        source: Path = TEMPLATE_ROOT,
     ) -> str:
         environment = {**clean_environment(), "PATH": path_without_uv(), **(env or {})}
         request = {
-            "source": str(TEMPLATE_ROOT),
+            "source": str(source),
+            "vcs_ref": "HEAD" if source == TEMPLATE_ROOT else None,
             "destination": str(destination),
             "data": dict(answers),
             "env": environment,

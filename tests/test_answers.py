@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE_ROOT, Bake, Install, copier_copy, run
+from conftest import TEMPLATE_ROOT, Bake, CopierApi, Install, copier_copy, run
 from cookiecutter.main import cookiecutter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -139,23 +139,6 @@ def tree(root: Path) -> dict[str, bytes | None]:
 
 BAD_ANSWER_IDS = [f"{v}={a[v]!r}" if v in a else v for v, a in BAD_ANSWERS]
 
-# Each case through copier's API, in one process (copier's own CLI prints the same message after
-# a traceback): the error, or "" when copier wrote the project.
-COPIER_REFUSALS = """
-import json, sys
-from copier import run_copy
-from copier.errors import UserMessageError
-source, cases = json.load(sys.stdin)
-messages = []
-for destination, data in cases:
-    try:
-        run_copy(source, destination, data=data, defaults=True, unsafe=True, quiet=True)
-        messages.append("")
-    except (ValueError, UserMessageError) as error:
-        messages.append(str(error))
-print(json.dumps(messages))
-"""
-
 
 def copier_data(answers: dict[str, str]) -> dict[str, object]:
     """cookiecutter's command-line answers as copier's typed data (yes/no are booleans)."""
@@ -168,9 +151,10 @@ def copier_data(answers: dict[str, str]) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def copier_refusals(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """What copier says to each of BAD_ANSWERS, from the working tree's template (its
-    files copied to a plain folder, so copier reads them as they are, without a clone)."""
+def copier_refusals(tmp_path_factory: pytest.TempPathFactory, copier_api: CopierApi) -> list[str]:
+    """What copier says to each of BAD_ANSWERS (its API; its command line prints the same
+    message after a traceback), from the working tree's template: its files copied to a plain
+    folder, so copier reads them as they are, without a clone a case."""
     scratch = tmp_path_factory.mktemp("copier-refusals")
     source = scratch / "template"
     listed = run(["git", "ls-files", "-co", "--exclude-standard"], TEMPLATE_ROOT).stdout
@@ -178,15 +162,11 @@ def copier_refusals(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         if (TEMPLATE_ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(TEMPLATE_ROOT / name, source / name)
-    cases = [
-        (str(scratch / f"project-{index}"), copier_data(answers))
+    refusals = [
+        copier_api(copier_data(answers), scratch / f"project-{index}", source=source)
         for index, (_, answers) in enumerate(BAD_ANSWERS)
     ]
-    result = run(
-        [sys.executable, "-c", COPIER_REFUSALS], scratch, stdin=json.dumps([str(source), cases])
-    )
     assert not [path for path in scratch.iterdir() if path.name.startswith("project-")]
-    refusals: list[str] = json.loads(result.stdout)
     return refusals
 
 

@@ -238,25 +238,27 @@ class ScheduledRun:
         patch = self.workdir / "update" / "checkout" / "template-update.patch"
         if update.returncode != 0:
             return False, update.stdout + update.stderr
+        platform = {
+            **SCHEDULE,
+            "CI_SERVER_PROTOCOL": "http",
+            "CI_SERVER_HOST": "gitlab.invalid",
+            "CI_SERVER_PORT": "443",
+            "CI_PROJECT_PATH": "team/my-async-service",
+            "CI_PROJECT_ID": "7",
+            "CI_DEFAULT_BRANCH": "main",
+            "CI_API_V4_URL": f"http://127.0.0.1:{api.server_address[1]}/api/v4",
+            # The push URL the job builds reaches the project (git's own url rewriting).
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{self.project}.insteadOf",
+        }
+        job = jobs["template-update-merge-request"]
+        artifacts = {"template-update.patch": patch}
         for index, token in enumerate(self.tokens):
-            platform = {
-                **SCHEDULE,
-                "CI_SERVER_PROTOCOL": "http",
-                "CI_SERVER_HOST": "gitlab.invalid",
-                "CI_SERVER_PORT": "443",
-                "CI_PROJECT_PATH": "team/my-async-service",
-                "CI_PROJECT_ID": "7",
-                "CI_DEFAULT_BRANCH": "main",
-                "CI_API_V4_URL": f"http://127.0.0.1:{api.server_address[1]}/api/v4",
-                # The push URL the job builds reaches the project (git's own url rewriting).
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"url.{self.project}.insteadOf",
+            given = {
                 "GIT_CONFIG_VALUE_0": f"http://oauth2:{token}@gitlab.invalid:443/{PROJECT_PATH}",
                 **({"TEMPLATE_UPDATE_TOKEN": token} if token else {}),
             }
-            job = jobs["template-update-merge-request"]
-            artifacts = {"template-update.patch": patch}
-            self.run(job, f"merge-request-{index}", platform, artifacts=artifacts)
+            self.run(job, f"merge-request-{index}", platform | given, artifacts=artifacts)
         return patch.stat().st_size > 0, update.stdout + update.stderr
 
     def run(
